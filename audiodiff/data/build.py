@@ -1,0 +1,97 @@
+"""`build_dataset(cfg)`: the data section of a training config turned into a Dataset and what the run must store.
+
+Config (``configs/data/*.yaml``)::
+
+    kind: synth | manifest          # built-in procedural notes, or a JSONL manifest of recordings
+    sample_rate: 16000              # the model's rate (files are resampled to it)
+    segment_seconds: 1.0
+    representation: waveform | mel  # mel: the loop computes MelSpec(**mel) on the training device
+    mel: {...}                      # MelSpec fields (mel representation)
+    precompute_mel: false           # mel: compute all mels once (MelDataset), cached under cache_dir
+    cache_dir: null
+    conditions: {pitch: pitch}      # network keyword -> manifest / note field
+    manifest: path/to/manifest.jsonl   (kind: manifest)
+    valid_fraction: 0.1             # held out deterministically (kind: manifest)
+    loudness_db: null               # RMS normalisation of each file, dBFS
+    synth: {n: 2000, pitches: [...], timbres: [...], vibrato: 0, noise: 0, velocity: 0.8, seed: 0}
+"""
+from __future__ import annotations
+
+from .datasets import MelDataset, WaveformDataset, collate
+from .manifest import read_manifest, split_manifest
+from .synth import SynthNotes
+
+KINDS = ("synth", "manifest")
+REPRESENTATIONS = ("waveform", "mel")
+DATA_KEYS = {"kind", "sample_rate", "segment_seconds", "representation", "mel", "precompute_mel", "cache_dir",
+             "conditions", "manifest", "valid_fraction", "loudness_db", "synth", "random_crop", "group_by", "name"}
+
+__all__ = ["build_dataset", "collate", "KINDS", "REPRESENTATIONS"]
+
+
+def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = "cpu") -> dict:
+    """Dataset for `split` ("train" or "valid") and `info` (sample_rate, segment_samples, channels,
+    conditions, vocab values, num_classes, pitch_range) for the checkpoint's meta."""
+    cfg = dict(cfg)
+    unknown = sorted(set(cfg) - DATA_KEYS)
+    if unknown:
+        raise ValueError(f"unknown data settings {unknown}; allowed: {sorted(DATA_KEYS)}")
+    kind = cfg.get("kind", "manifest")
+    if kind not in KINDS:
+        raise ValueError(f"data.kind={kind!r}; allowed: {KINDS}")
+    representation = cfg.get("representation", "waveform")
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"data.representation={representation!r}; allowed: {REPRESENTATIONS}")
+    if split not in ("train", "valid"):
+        raise ValueError(f"split={split!r}; allowed: ('train', 'valid')")
+    sr = int(cfg["sample_rate"])
+    seconds = float(cfg["segment_seconds"])
+    conditions = dict(cfg.get("conditions") or {})
+    if representation == "mel":
+        from ..mel import MelSpec
+
+        mel = MelSpec(**cfg["mel"])
+        if mel.sample_rate != sr:
+            raise ValueError(f"data.mel.sample_rate ({mel.sample_rate}) must equal data.sample_rate ({sr})")
+
+    if kind == "synth":
+        s = dict(cfg.get("synth") or {})
+        s_seed = s.pop("seed", 0)
+        n = int(s.pop("n", 1000))
+        if split == "valid":  # a disjoint set of notes: another seed
+            s_seed, n = s_seed + 1_000_003, max(1, n // 10)
+        ds = SynthNotes(n, sample_rate=sr, seconds=seconds, conditions=conditions, seed=s_seed, **s)
+        pitches = ds.pitches
+    else:
+        if not cfg.get("manifest"):
+            raise ValueError("data.kind=manifest needs data.manifest (a JSONL manifest; build one with "
+                             "`audiodiff prepare source=<folder> out=<manifest.jsonl>`)")
+        entries = read_manifest(cfg["manifest"])
+        train, valid = split_manifest(entries, float(cfg.get("valid_fraction", 0.1)), seed=0,
+                                      group_by=cfg.get("group_by"))
+        part = train if split == "train" else valid
+        common = dict(conditions=conditions, seed=seed, random_crop=bool(cfg.get("random_crop", True)),
+                      loudness_db=cfg.get("loudness_db"))
+        # the vocabulary covers every label of the manifest, so train and valid share ids
+        vocab = None
+        if "labels" in conditions:
+            from .datasets import Vocabulary
+
+            vocab = Vocabulary.from_entries(entries, conditions["labels"])
+        if representation == "mel" and cfg.get("precompute_mel"):
+            ds = MelDataset(part, mel, segment_seconds=seconds, vocab=vocab, device=device,
+                            cache_dir=cfg.get("cache_dir"), **common)
+        else:
+            ds = WaveformDataset(part, sr, segment_seconds=seconds, vocab=vocab, **common)
+        pitches = sorted({int(round(e[conditions["pitch"]])) for e in entries}) if "pitch" in conditions else None
+    vocab = getattr(ds, "vocab", None)
+    info = {
+        "sample_rate": sr,
+        "segment_samples": int(round(seconds * sr)),
+        "channels": 1,
+        "conditions": conditions,
+        "vocab": list(vocab.values) if vocab is not None else None,
+        "num_classes": len(vocab) if vocab is not None else None,
+        "pitch_range": [min(pitches), max(pitches)] if pitches else None,
+    }
+    return {"dataset": ds, "info": info}

@@ -1,0 +1,148 @@
+"""Evaluation reports: `report.json` (every number) and `report.md` (a table plus plots), and the plots.
+
+The table follows DiffWave's SC09 table (Kong et al. 2021): one row per sample set (generated, and real
+held-out recordings as the reference), columns accuracy / IS / mIS / Frechet distance of judge features.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["write_report", "spectrogram_grid", "to_jsonable", "markdown_table"]
+
+# (key in a row dict, column header, format)
+COLUMNS = (
+    ("n", "n", "{:d}"),
+    ("accuracy", "accuracy", "{:.1%}"),
+    ("inception_score", "IS", "{:.3f}"),
+    ("modified_inception_score", "mIS", "{:.3f}"),
+    ("frechet_distance", "FD (judge)", "{:.3f}"),
+    ("embedding_frechet_distance", "FD (embedder)", "{:.3f}"),
+    ("pitch_accuracy", "pitch acc.", "{:.1%}"),
+)
+
+
+def to_jsonable(x: Any) -> Any:
+    """Convert numpy / torch scalars and arrays to plain Python; NaN and inf become None (strict JSON)."""
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return to_jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def _cell(value, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return fmt.format(value)
+
+
+def markdown_table(rows: dict[str, dict]) -> str:
+    """A Markdown table: one line per named row, the :data:`COLUMNS` any row has."""
+    cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows.values())]
+    lines = ["| set | " + " | ".join(h for _, h, _ in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for name, r in rows.items():
+        lines.append(f"| {name} | " + " | ".join(_cell(r.get(k), f) for k, _, f in cols) + " |")
+    return "\n".join(lines)
+
+
+def write_report(results: dict, out_dir, title: str = "audiodiff evaluation",
+                 images: dict[str, str | Path] | None = None, notes: Sequence[str] = ()) -> dict[str, Path]:
+    """Write `report.json` (all of `results`) and `report.md` (table, notes, plots) into `out_dir`.
+
+    Args:
+        results: must hold `rows`: `{set name: {metric: value}}`; any other keys go to JSON and are listed
+            as "details" in Markdown when they are scalars.
+        images: `{caption: path}`; paths are written relative to `out_dir` when inside it.
+        notes: extra Markdown lines under the table (protocol, sample counts, caveats).
+    Returns:
+        `{"json": path, "md": path}`.
+    """
+    if "rows" not in results or not isinstance(results["rows"], dict):
+        raise ValueError("results must contain 'rows': {set name: {metric: value}}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = to_jsonable(dict(results, images={k: str(v) for k, v in (images or {}).items()}))
+    json_path = out / "report.json"
+    json_path.write_text(json.dumps(payload, indent=2, allow_nan=False))
+
+    md = [f"# {title}", "", markdown_table(results["rows"]), ""]
+    md += [f"- {n}" for n in notes]
+    details = {k: v for k, v in payload.items() if k not in ("rows", "images") and not isinstance(v, (dict, list))}
+    if details:
+        md += ["", "## Details", ""] + [f"- {k}: {v}" for k, v in details.items()]
+    for caption, p in (images or {}).items():
+        p = Path(p)
+        try:
+            rel = p.resolve().relative_to(out.resolve()).as_posix()
+        except ValueError:
+            rel = str(p)
+        md += ["", f"## {caption}", "", f"![{caption}]({rel})"]
+    md_path = out / "report.md"
+    md_path.write_text("\n".join(md) + "\n")
+    return {"json": json_path, "md": md_path}
+
+
+def spectrogram_grid(clips: Sequence, sample_rate: int, path, titles: Sequence[str] | None = None,
+                     ncols: int = 4, max_items: int = 16, n_mels: int = 80) -> Path:
+    """Plot log-mel spectrograms (dB) of up to `max_items` clips in a grid; writes a PNG.
+
+    Args:
+        clips: `(T,)` / `(1, T)` tensors or arrays at `sample_rate`.
+        titles: one caption per clip (e.g. the asked label).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from audiodiff.mel import MelSpec
+
+    clips = list(clips)[:max_items]
+    if not clips:
+        raise ValueError("spectrogram_grid needs at least one clip")
+    n_fft = 2 ** math.ceil(math.log2(0.046 * sample_rate))
+    spec = MelSpec(sample_rate=sample_rate, n_fft=n_fft, hop_length=n_fft // 4,
+                   n_mels=min(n_mels, n_fft // 4), power=2.0)
+    ncols = max(1, min(ncols, len(clips)))
+    nrows = math.ceil(len(clips) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 2.2 * nrows), dpi=90, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, c in enumerate(clips):
+        x = torch.as_tensor(np.asarray(c.detach().cpu() if hasattr(c, "detach") else c), dtype=torch.float32)
+        x = x.reshape(1, -1)
+        if x.shape[-1] < n_fft:
+            x = torch.nn.functional.pad(x, (0, n_fft - x.shape[-1]))
+        db = 10 * torch.log10(spec.power_mel(x)[0].clamp(min=1e-10))
+        db = db.clamp(min=db.max() - 80).numpy()
+        ax = axes.flat[i]
+        ax.imshow(db, origin="lower", aspect="auto", cmap="magma",
+                  extent=(0, x.shape[-1] / sample_rate, 0, db.shape[0]))
+        ax.axis("on")
+        ax.set_yticks([])
+        ax.tick_params(labelsize=6)
+        if titles is not None and i < len(titles):
+            ax.set_title(str(titles[i]), fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

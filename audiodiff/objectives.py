@@ -1,0 +1,175 @@
+"""The denoiser seam: a network plus its parameterisation, seen as `D(x, sigma) -> x0_hat`.
+
+Every parameterisation is written as Karras et al. 2022 (EDM, Table 1) preconditioning
+`D(x, sigma) = c_skip(sigma) * x + c_out(sigma) * F(c_in(sigma) * x, c_noise(sigma))` on the
+variance-exploding input `x = x0 + sigma * noise`:
+
+| parameterisation | c_skip | c_out | c_in | network predicts |
+|---|---|---|---|---|
+| `eps` (DDPM, Ho et al. 2020) | 1 | -sigma | 1/sqrt(sigma^2+1) | the noise |
+| `v` (Salimans & Ho 2022) | 1/(sigma^2+1) | -sigma/sqrt(sigma^2+1) | 1/sqrt(sigma^2+1) | v = alpha*eps - sigma_vp*x0 |
+| `x0` | 0 | 1 | 1/sqrt(sigma^2+sd^2) | the clean signal |
+| `edm` | sd^2/(sigma^2+sd^2) | sigma*sd/sqrt(sigma^2+sd^2) | 1/sqrt(sigma^2+sd^2) | EDM's F |
+
+For `eps` and `v` the input `c_in * x` is exactly the VP-diffused sample `sqrt(abar) x0 + sqrt(1-abar) eps`.
+The loss is the mean squared error between the network output `F` and its effective target
+`(x0 - c_skip * x) / c_out` — which is the noise for `eps`, `v` for `v`, x0 for `x0` and EDM's
+weighted loss for `edm` — so prediction types are converted here and nowhere else.
+The network always receives `c_noise = log(sigma) / 4` (EDM's choice), which is continuous, so a
+model trained on discrete VP timesteps is sampled with any schedule.
+"""
+from __future__ import annotations
+
+
+import torch
+from torch import nn
+
+from . import schedules
+
+PARAMETERIZATIONS = ("eps", "v", "x0", "edm")
+NOISE_DISTRIBUTIONS = ("lognormal", "vp_linear", "vp_cosine")
+
+
+class Denoiser(nn.Module):
+    """Wrap a network `F(x, c_noise, **cond)` into an x0-estimator `D(x, sigma, **cond)` (EDM preconditioning).
+
+    Args:
+        net: module called as `net(x_in, c_noise (B,), **cond)`, returning a tensor shaped like `x_in`.
+        parameterization: one of `eps`, `v`, `x0`, `edm`.
+        sigma_data: standard deviation of the data (EDM; 0.5 suits audio in [-1, 1] and normalised mel).
+        noise_dist: training noise-level distribution; default `lognormal` for `edm`/`x0`,
+            `vp_linear` for `eps`, `vp_cosine` for `v` (a discrete VP timestep drawn uniformly).
+        p_mean, p_std: log-normal parameters (EDM: -1.2, 1.2).
+        num_train_steps: number of discrete timesteps of a VP training distribution.
+        cond_drop_prob: probability that training drops all global conditions of an item (CFG).
+    """
+
+    def __init__(self, net: nn.Module, parameterization: str = "edm", sigma_data: float = 0.5,
+                 noise_dist: str | None = None, p_mean: float = -1.2, p_std: float = 1.2,
+                 num_train_steps: int = 1000, cond_drop_prob: float = 0.0):
+        super().__init__()
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"unknown parameterization {parameterization!r}; allowed: {PARAMETERIZATIONS}")
+        if noise_dist is None:
+            noise_dist = {"edm": "lognormal", "x0": "lognormal", "eps": "vp_linear", "v": "vp_cosine"}[parameterization]
+        if noise_dist not in NOISE_DISTRIBUTIONS:
+            raise ValueError(f"unknown noise_dist {noise_dist!r}; allowed: {NOISE_DISTRIBUTIONS}")
+        if not sigma_data > 0:
+            raise ValueError(f"sigma_data must be positive; got {sigma_data}")
+        if not 0.0 <= cond_drop_prob < 1.0:
+            raise ValueError(f"cond_drop_prob must be in [0, 1); got {cond_drop_prob}")
+        self.net = net
+        self.parameterization = parameterization
+        self.sigma_data = float(sigma_data)
+        self.noise_dist = noise_dist
+        self.p_mean, self.p_std = float(p_mean), float(p_std)
+        self.num_train_steps = int(num_train_steps)
+        self.cond_drop_prob = float(cond_drop_prob)
+        if noise_dist != "lognormal":
+            betas = (schedules.betas_linear if noise_dist == "vp_linear" else schedules.betas_cosine)(num_train_steps)
+            self.register_buffer("train_sigmas", schedules.sigmas_from_betas(betas).float(), persistent=False)
+        else:
+            self.train_sigmas = None
+
+    # ------------------------------------------------------------------ preconditioning
+    def scalings(self, sigma: torch.Tensor):
+        """Return `(c_skip, c_out, c_in, c_noise)` for noise levels `sigma` (any shape), in float32."""
+        s = sigma.float()
+        p = self.parameterization
+        if p == "eps":
+            c_skip, c_out, c_in = torch.ones_like(s), -s, (s ** 2 + 1).rsqrt()
+        elif p == "v":
+            c_skip, c_out, c_in = 1 / (s ** 2 + 1), -s * (s ** 2 + 1).rsqrt(), (s ** 2 + 1).rsqrt()
+        elif p == "x0":
+            sd = self.sigma_data
+            c_skip, c_out, c_in = torch.zeros_like(s), torch.ones_like(s), (s ** 2 + sd ** 2).rsqrt()
+        else:  # edm
+            sd = self.sigma_data
+            c_skip = sd ** 2 / (s ** 2 + sd ** 2)
+            c_out = s * sd * (s ** 2 + sd ** 2).rsqrt()
+            c_in = (s ** 2 + sd ** 2).rsqrt()
+        c_noise = s.clamp(min=1e-20).log() / 4
+        return c_skip, c_out, c_in, c_noise
+
+    def _expand(self, sigma, x: torch.Tensor) -> torch.Tensor:
+        sigma = torch.as_tensor(sigma, device=x.device, dtype=torch.float32)
+        if sigma.dim() == 0:
+            sigma = sigma.expand(x.shape[0])
+        if sigma.shape != (x.shape[0],):
+            raise ValueError(f"sigma must be a scalar or shaped (B,) = ({x.shape[0]},); got {tuple(sigma.shape)}")
+        return sigma
+
+    def _bcast(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return v.reshape(-1, *([1] * (x.dim() - 1)))
+
+    def raw(self, x: torch.Tensor, sigma, **cond):
+        """Network output `F` and the scalings, for `x (B, ...)` at noise levels `sigma` (scalar or `(B,)`)."""
+        sigma = self._expand(sigma, x)
+        c_skip, c_out, c_in, c_noise = self.scalings(sigma)
+        f = self.net((x.float() * self._bcast(c_in, x)).to(x.dtype), c_noise, **cond)
+        return f.float(), c_skip, c_out
+
+    def forward(self, x: torch.Tensor, sigma, **cond) -> torch.Tensor:
+        """Estimate x0 from `x = x0 + sigma * noise`.
+
+        Args:
+            x: noisy input `(B, C, T)` or `(B, 1, n_mels, frames)`.
+            sigma: noise level, a scalar or `(B,)`; must be > 0.
+            **cond: conditions passed to the network (labels, pitch, vector, local, drop).
+        Returns:
+            x0 estimate shaped like `x`, float32.
+        """
+        f, c_skip, c_out = self.raw(x, sigma, **cond)
+        return self._bcast(c_skip, x) * x.float() + self._bcast(c_out, x) * f
+
+    # ------------------------------------------------------------------ training
+    def sample_sigma(self, batch: int, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw `(batch,)` training noise levels from this objective's distribution."""
+        if self.noise_dist == "lognormal":
+            z = torch.randn(batch, generator=generator, device=device)
+            return (z * self.p_std + self.p_mean).exp()
+        t = torch.randint(0, self.num_train_steps, (batch,), generator=generator, device=device)
+        return self.train_sigmas.to(device)[t]
+
+    def loss(self, x0: torch.Tensor, sigma: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+             generator: torch.Generator | None = None, reduce: bool = True, **cond) -> torch.Tensor:
+        """Denoising loss: MSE between the network output and its effective target `(x0 - c_skip x) / c_out`.
+
+        Args:
+            x0: clean batch `(B, ...)`.
+            sigma: `(B,)` noise levels; drawn with :meth:`sample_sigma` when None.
+            noise: unit Gaussian like `x0`; drawn when None.
+            reduce: return the batch mean (True) or per-item losses `(B,)`.
+            **cond: network conditions; with `cond_drop_prob > 0` a random `drop` mask is added (CFG training).
+        """
+        B = x0.shape[0]
+        if sigma is None:
+            sigma = self.sample_sigma(B, x0.device, generator)
+        sigma = self._expand(sigma, x0)
+        if noise is None:
+            noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+        if self.cond_drop_prob > 0 and "drop" not in cond and self.training:
+            cond["drop"] = torch.rand(B, device=x0.device, generator=generator) < self.cond_drop_prob
+        x = x0 + self._bcast(sigma, x0) * noise
+        f, c_skip, c_out = self.raw(x, sigma, **cond)
+        target = (x0.float() - self._bcast(c_skip, x0) * x.float()) / self._bcast(c_out, x0)
+        per_item = (f - target).pow(2).flatten(1).mean(1)
+        return per_item.mean() if reduce else per_item
+
+
+def build(net: nn.Module, cfg: dict | None = None) -> Denoiser:
+    """Denoiser from a config dict (`parameterization`, `sigma_data`, `noise_dist`, ...)."""
+    cfg = dict(cfg or {})
+    allowed = {"parameterization", "sigma_data", "noise_dist", "p_mean", "p_std", "num_train_steps", "cond_drop_prob"}
+    unknown = sorted(set(cfg) - allowed)
+    if unknown:
+        raise ValueError(f"unknown objective settings {unknown}; allowed: {sorted(allowed)}")
+    return Denoiser(net, **cfg)
+
+
+def sigma_to_log_snr(sigma: torch.Tensor) -> torch.Tensor:
+    """log SNR of the VE noise level: -2 log sigma."""
+    return -2 * torch.log(sigma)
+
+
+__all__ = ["Denoiser", "build", "PARAMETERIZATIONS", "NOISE_DISTRIBUTIONS", "sigma_to_log_snr"]

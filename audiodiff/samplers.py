@@ -1,0 +1,212 @@
+"""Samplers: stateless functions that integrate the diffusion ODE/SDE over a denoiser `D(x, sigma) -> x0_hat`.
+
+All work in the variance-exploding view of Karras et al. 2022 (EDM): `x = x0 + sigma * noise`, with a
+descending `sigmas` schedule ending in 0 (see :mod:`audiodiff.schedules`). None branches on the
+model's parameterisation: :class:`audiodiff.objectives.Denoiser` has already turned the network into an
+x0-estimator.
+
+Methods:
+- `euler`: first-order ODE step (EDM Alg. 1 without the correction) == DDIM with eta = 0 (Song et al. 2021).
+- `ddim`: DDIM with `eta` (default 0); in this view an Euler step to `sigma_down` plus fresh noise `sigma_up`.
+- `ddpm`: ancestral DDPM (Ho et al. 2020) == DDIM with eta = 1 (the posterior variance).
+- `heun`: EDM Alg. 2 (2nd order), with optional churn (`s_churn`, `s_tmin`, `s_tmax`, `s_noise`).
+- `dpmpp_2m`: DPM-Solver++(2M), Lu et al. 2022, multistep 2nd order in log-sigma.
+- `dpmpp_2m_sde`: DPM-Solver++(2M) SDE (midpoint), Lu et al. 2022 with `eta` (default 1).
+
+`ddim`, `ddpm` and `euler` share one implementation (:func:`ddim`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+
+from .schedules import check_sigmas
+
+GeneratorArg = torch.Generator | Sequence[torch.Generator] | None
+
+
+class SamplerError(ValueError):
+    """A sampler was called with a name or arguments it does not take."""
+
+
+def randn(shape: Sequence[int], device, dtype=torch.float32, generator: GeneratorArg = None) -> torch.Tensor:
+    """Unit Gaussian `(B, ...)`; with a list of generators item k is drawn from generator k alone.
+
+    Each generator draws on its own device, so a CPU generator gives the same numbers whatever the
+    target device is. That is what makes item k independent of the rest of the batch.
+    """
+    shape = tuple(shape)
+    if generator is None:
+        return torch.randn(shape, device=device, dtype=dtype)
+    if isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+    gens = list(generator)
+    if len(gens) != shape[0]:
+        raise SamplerError(f"got {len(gens)} generators for a batch of {shape[0]}: give one per item")
+    return torch.stack([torch.randn(shape[1:], generator=g, device=g.device, dtype=dtype) for g in gens]).to(device)
+
+
+def _steps(sigmas: torch.Tensor, progress: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(range(len(sigmas) - 1), disable=not progress, desc=desc, leave=False)
+
+
+def _denoise(denoiser, x, sigma, cond):
+    return denoiser(x, sigma.expand(x.shape[0]), **cond)
+
+
+def _cb(callback, i, x, sigma, sigma_next, denoised):
+    if callback is not None:
+        callback({"i": i, "x": x, "sigma": sigma, "sigma_next": sigma_next, "denoised": denoised})
+
+
+def ddim(denoiser: Callable, x: torch.Tensor, sigmas: torch.Tensor, generator: GeneratorArg = None,
+         callback=None, progress: bool = True, eta: float = 0.0, s_noise: float = 1.0, **cond) -> torch.Tensor:
+    """DDIM (Song et al. 2021) with stochasticity `eta`, as an Euler step to sigma_down plus noise sigma_up.
+
+    With `a = 1 / (1 + sigma^2)` DDIM's sigma_t(eta) becomes, in the VE view,
+    `sigma_up = eta * sigma_next * sqrt(1 - sigma_next^2 / sigma^2)` and `sigma_down = sqrt(sigma_next^2 - sigma_up^2)`.
+    eta = 0 is the deterministic Euler method; eta = 1 is ancestral DDPM sampling.
+
+    Args:
+        x: starting point `(B, ...)` at noise level `sigmas[0]` (noise already scaled).
+        sigmas: descending noise levels ending in 0.
+    """
+    if not 0.0 <= eta <= 1.0:
+        raise SamplerError(f"ddim eta must be in [0, 1]; got {eta}")
+    for i in _steps(sigmas, progress, "ddim" if eta else "euler"):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        denoised = _denoise(denoiser, x, s, cond)
+        _cb(callback, i, x, s, s_next, denoised)
+        if eta > 0 and s_next > 0:
+            s_up = min(float(s_next), eta * float(s_next) * math.sqrt(max(0.0, 1 - float(s_next) ** 2 / float(s) ** 2)))
+            s_down = math.sqrt(max(0.0, float(s_next) ** 2 - s_up ** 2))
+        else:
+            s_up, s_down = 0.0, float(s_next)
+        d = (x - denoised) / s
+        x = x + d * (s_down - s)
+        if s_up > 0:
+            x = x + randn(x.shape, x.device, x.dtype, generator) * (s_noise * s_up)
+    return x
+
+
+def euler(denoiser, x, sigmas, generator=None, callback=None, progress=True, **cond):
+    """Euler's method on the probability-flow ODE (Karras et al. 2022, Alg. 1 without correction) == DDIM eta=0."""
+    return ddim(denoiser, x, sigmas, generator, callback, progress, eta=0.0, **cond)
+
+
+def ddpm(denoiser, x, sigmas, generator=None, callback=None, progress=True, s_noise: float = 1.0, **cond):
+    """Ancestral DDPM sampling (Ho et al. 2020) == DDIM with eta = 1."""
+    return ddim(denoiser, x, sigmas, generator, callback, progress, eta=1.0, s_noise=s_noise, **cond)
+
+
+def heun(denoiser, x, sigmas, generator=None, callback=None, progress=True, s_churn: float = 0.0,
+         s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0, **cond) -> torch.Tensor:
+    """Heun's 2nd-order method with optional churn (Karras et al. 2022, Alg. 2); the last step to 0 is Euler."""
+    n = len(sigmas) - 1
+    for i in _steps(sigmas, progress, "heun"):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        gamma = min(s_churn / n, math.sqrt(2) - 1) if s_tmin <= float(s) <= s_tmax else 0.0
+        s_hat = s * (gamma + 1)
+        if gamma > 0:
+            x = x + randn(x.shape, x.device, x.dtype, generator) * s_noise * (s_hat ** 2 - s ** 2).sqrt()
+        denoised = _denoise(denoiser, x, s_hat, cond)
+        _cb(callback, i, x, s_hat, s_next, denoised)
+        d = (x - denoised) / s_hat
+        x_next = x + d * (s_next - s_hat)
+        if s_next > 0:
+            d2 = (x_next - _denoise(denoiser, x_next, s_next, cond)) / s_next
+            x_next = x + (d + d2) / 2 * (s_next - s_hat)
+        x = x_next
+    return x
+
+
+def dpmpp_2m(denoiser, x, sigmas, generator=None, callback=None, progress=True, **cond) -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2): multistep 2nd-order solver in t = -log(sigma)."""
+    old = None
+    h_last = None
+    for i in _steps(sigmas, progress, "dpmpp_2m"):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        denoised = _denoise(denoiser, x, s, cond)
+        _cb(callback, i, x, s, s_next, denoised)
+        if s_next == 0:
+            x = denoised
+            break
+        h = torch.log(s) - torch.log(s_next)
+        if old is None:
+            d = denoised
+        else:
+            r = h_last / h
+            d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old
+        x = (s_next / s) * x - torch.expm1(-h) * d
+        old, h_last = denoised, h
+    return x
+
+
+def dpmpp_2m_sde(denoiser, x, sigmas, generator=None, callback=None, progress=True, eta: float = 1.0,
+                 s_noise: float = 1.0, **cond) -> torch.Tensor:
+    """DPM-Solver++(2M) SDE (Lu et al. 2022), midpoint variant; `eta = 0` is the ODE solver's data form."""
+    if eta < 0:
+        raise SamplerError(f"dpmpp_2m_sde eta must be >= 0; got {eta}")
+    old = None
+    h_last = None
+    for i in _steps(sigmas, progress, "dpmpp_2m_sde"):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        denoised = _denoise(denoiser, x, s, cond)
+        _cb(callback, i, x, s, s_next, denoised)
+        if s_next == 0:
+            x = denoised
+            break
+        h = torch.log(s) - torch.log(s_next)
+        eta_h = eta * h
+        x = (s_next / s) * torch.exp(-eta_h) * x + (-torch.expm1(-h - eta_h)) * denoised
+        if old is not None:
+            r = h_last / h
+            x = x + 0.5 * (-torch.expm1(-h - eta_h)) * (1 / r) * (denoised - old)
+        if eta > 0:
+            x = x + randn(x.shape, x.device, x.dtype, generator) * (s_next * torch.sqrt(-torch.expm1(-2 * eta_h)) * s_noise)
+        old, h_last = denoised, h
+    return x
+
+
+SAMPLERS: dict[str, Callable] = {
+    "ddpm": ddpm,
+    "ddim": ddim,
+    "euler": euler,
+    "heun": heun,
+    "dpmpp_2m": dpmpp_2m,
+    "dpmpp_2m_sde": dpmpp_2m_sde,
+}
+# Network evaluations per step (heun's last step to 0 is a single evaluation).
+NFE_PER_STEP = {"ddpm": 1, "ddim": 1, "euler": 1, "heun": 2, "dpmpp_2m": 1, "dpmpp_2m_sde": 1}
+
+
+def sample(denoiser: Callable, noise: torch.Tensor, sigmas: torch.Tensor, method: str = "dpmpp_2m",
+           generator: GeneratorArg = None, callback=None, progress: bool = True, options: dict | None = None,
+           **cond) -> torch.Tensor:
+    """Draw samples: scale unit `noise (B, ...)` by `sigmas[0]` and integrate to sigma = 0 with `method`.
+
+    Args:
+        denoiser: `denoiser(x (B, ...), sigma (B,), **cond) -> x0_hat (B, ...)`.
+        noise: unit Gaussian `(B, ...)`.
+        sigmas: 1-D descending noise levels ending in 0 (from :mod:`audiodiff.schedules`).
+        method: one of `ddpm`, `ddim`, `euler`, `heun`, `dpmpp_2m`, `dpmpp_2m_sde`.
+        generator: a `torch.Generator`, or a list with one per batch item, for the stochastic samplers.
+        callback: called after each denoiser call with a dict (i, x, sigma, sigma_next, denoised).
+        progress: show a tqdm bar.
+        options: method settings (e.g. `{"eta": 0.5}` for ddim, `{"s_churn": 10}` for heun).
+        **cond: conditions passed to the denoiser (labels, pitch, vector, local, drop).
+    Returns:
+        samples `(B, ...)` at sigma = 0.
+    """
+    if method not in SAMPLERS:
+        raise SamplerError(f"unknown sampler {method!r}; allowed: {sorted(SAMPLERS)}")
+    check_sigmas(sigmas)
+    sigmas = sigmas.to(device=noise.device, dtype=torch.float32)
+    x = noise * sigmas[0]
+    with torch.no_grad():
+        return SAMPLERS[method](denoiser, x, sigmas, generator=generator, callback=callback, progress=progress,
+                                **(options or {}), **cond)

@@ -1,0 +1,147 @@
+"""The vocoder interface: normalised log-mel `(B, n_mels, frames)` -> waveform `(B, 1, frames * hop)`.
+
+Every vocoder stores the :class:`~audiodiff.mel.MelSpec` it inverts (`.mel`) and refuses a mel that was
+made under another contract or has the wrong shape (:class:`~audiodiff.mel.MelContractError`, naming the
+fields). A vocoder folder holds `vocoder.json` (name + constructor settings), `mel.json` and
+`model.safetensors`; nothing is pickled and loading executes no code from the folder.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..mel import MelContractError, MelSpec
+
+CONFIG_FILE = "vocoder.json"
+WEIGHTS_FILE = "model.safetensors"
+MEL_FILE = "mel.json"
+
+
+class VocoderError(ValueError):
+    """A vocoder folder or config is missing or malformed; the message names it."""
+
+
+class Vocoder(nn.Module):
+    """Base class: check the mel contract, synthesise, save / load without pickle.
+
+    Subclasses set `name` and implement :meth:`synthesize` and :meth:`config`.
+
+    Args:
+        mel: the mel contract this vocoder inverts.
+    """
+
+    name: str = "base"
+
+    def __init__(self, mel: MelSpec):
+        super().__init__()
+        if not isinstance(mel, MelSpec):
+            raise TypeError(f"{type(self).__name__} needs a MelSpec; got {type(mel).__name__}")
+        if not mel.center:
+            raise MelContractError(f"{self.name} vocoder: MelSpec.center=False is not supported; allowed: center=True "
+                                   "(frame k centred on sample k * hop, so frames * hop samples come out)")
+        self.mel = mel
+
+    # ------------------------------------------------------------------ contract
+    def check_input(self, mel: torch.Tensor, mel_spec: MelSpec | None = None) -> None:
+        """Raise :class:`MelContractError` if `mel` is not `(B, n_mels, frames)` under this vocoder's contract.
+
+        Args:
+            mel: `(B, n_mels, frames)` normalised log-mel.
+            mel_spec: the contract `mel` was computed under; compared field by field when given.
+        """
+        who = f"{self.name} vocoder"
+        if mel_spec is not None:
+            self.mel.check_compatible(mel_spec, what=f"{who}: its mel contract and the input's")
+        if not isinstance(mel, torch.Tensor):
+            raise MelContractError(f"{who}: mel must be a torch.Tensor (B, n_mels, frames); got {type(mel).__name__}")
+        self.mel.check_mel(mel, who=who)
+        if mel.shape[-1] < 1:
+            raise MelContractError(f"{who}: mel has no frames; shape {tuple(mel.shape)}")
+        if not mel.is_floating_point():
+            raise MelContractError(f"{who}: mel must be a float tensor; got {mel.dtype}")
+
+    def output_length(self, frames: int) -> int:
+        """Samples produced for `frames` mel frames: `frames * hop_length`."""
+        return int(frames) * self.mel.hop_length
+
+    def forward(self, mel: torch.Tensor, mel_spec: MelSpec | None = None) -> torch.Tensor:
+        """Synthesise audio from normalised log-mel.
+
+        Args:
+            mel: `(B, n_mels, frames)` in the model range (`MelSpec.__call__`).
+            mel_spec: optional contract of `mel`; refused with the differing fields if it is not this vocoder's.
+        Returns:
+            `(B, 1, frames * hop_length)` float32 waveform.
+        """
+        self.check_input(mel, mel_spec)
+        wav = self.synthesize(mel)
+        expect = (mel.shape[0], 1, self.output_length(mel.shape[-1]))
+        if tuple(wav.shape) != expect:  # an internal bug, never the caller's
+            raise RuntimeError(f"{self.name} vocoder produced {tuple(wav.shape)}, expected {expect}")
+        return wav
+
+    def synthesize(self, mel: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        """Constructor settings (JSON values, no `mel`) that rebuild this vocoder with `build`."""
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        for t in list(self.parameters()) + list(self.buffers()):
+            return t.device
+        return torch.device("cpu")
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory) -> Path:
+        """Write `vocoder.json`, `mel.json` and `model.safetensors` into `directory` (created)."""
+        from safetensors.torch import save_file
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
+        save_file(state, str(d / WEIGHTS_FILE))
+        self.mel.save(d / MEL_FILE)
+        with open(d / CONFIG_FILE, "w") as f:
+            json.dump({"name": self.name, "config": self.config()}, f, indent=2, sort_keys=True)
+        return d
+
+    @classmethod
+    def from_pretrained(cls, directory, device=None) -> "Vocoder":
+        """Load a vocoder saved with :meth:`save`, or the newest checkpoint of a vocoder training run.
+
+        Called on a subclass, the folder must hold that kind of vocoder.
+        """
+        from . import load_vocoder
+
+        voc = load_vocoder(directory, device=device)
+        if cls is not Vocoder and not isinstance(voc, cls):
+            raise VocoderError(f"{directory} holds a {voc.name!r} vocoder, not {cls.name!r}")
+        return voc
+
+
+def read_vocoder_dir(directory) -> tuple[dict, MelSpec, dict[str, torch.Tensor]]:
+    """Read `(vocoder.json contents, MelSpec, state dict)` from a vocoder folder; clear errors when incomplete."""
+    from safetensors.torch import load_file
+
+    d = Path(directory)
+    if not d.is_dir():
+        raise VocoderError(f"{d}: no such vocoder directory")
+    missing = [n for n in (CONFIG_FILE, MEL_FILE, WEIGHTS_FILE) if not (d / n).is_file()]
+    if missing:
+        raise VocoderError(f"{d}: not a vocoder folder, missing {missing}")
+    try:
+        spec = json.loads((d / CONFIG_FILE).read_text())
+    except json.JSONDecodeError as e:
+        raise VocoderError(f"{d / CONFIG_FILE}: not valid JSON ({e.msg})") from None
+    if not isinstance(spec, dict) or "name" not in spec or not isinstance(spec.get("config", {}), dict):
+        raise VocoderError(f"{d / CONFIG_FILE}: expected {{'name': ..., 'config': {{...}}}}")
+    return spec, MelSpec.load(d / MEL_FILE), load_file(str(d / WEIGHTS_FILE))
