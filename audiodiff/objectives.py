@@ -124,12 +124,18 @@ class Denoiser(nn.Module):
 
     # ------------------------------------------------------------------ training
     def sample_sigma(self, batch: int, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw `(batch,)` training noise levels from this objective's distribution."""
+        """Draw `(batch,)` training noise levels from this objective's distribution.
+
+        `lognormal`: `log(sigma) ~ N(p_mean, p_std^2)` (Karras et al. 2022, sec. 5). `vp_linear` / `vp_cosine`:
+        a timestep `t` uniform over the `num_train_steps` DDPM steps, returned as its VE sigma (Ho et al. 2020).
+        The draw happens on the generator's device (so a CPU generator reproduces on any device).
+        """
+        gen_device = generator.device if generator is not None else device
         if self.noise_dist == "lognormal":
-            z = torch.randn(batch, generator=generator, device=device)
-            return (z * self.p_std + self.p_mean).exp()
-        t = torch.randint(0, self.num_train_steps, (batch,), generator=generator, device=device)
-        return self.train_sigmas.to(device)[t]
+            z = torch.randn(batch, generator=generator, device=gen_device)
+            return (z * self.p_std + self.p_mean).exp().to(device)
+        t = torch.randint(0, self.num_train_steps, (batch,), generator=generator, device=gen_device)
+        return self.train_sigmas.to(device)[t.to(device)]
 
     def loss(self, x0: torch.Tensor, sigma: torch.Tensor | None = None, noise: torch.Tensor | None = None,
              generator: torch.Generator | None = None, reduce: bool = True, **cond) -> torch.Tensor:
@@ -146,10 +152,14 @@ class Denoiser(nn.Module):
         if sigma is None:
             sigma = self.sample_sigma(B, x0.device, generator)
         sigma = self._expand(sigma, x0)
+        if not bool((sigma > 0).all()) or not bool(torch.isfinite(sigma).all()):
+            raise ValueError(f"loss needs finite noise levels sigma > 0; got min {float(sigma.min())}")
         if noise is None:
-            noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+            gen_device = generator.device if generator is not None else x0.device
+            noise = torch.randn(x0.shape, device=gen_device, dtype=x0.dtype, generator=generator).to(x0.device)
         if self.cond_drop_prob > 0 and "drop" not in cond and self.training:
-            cond["drop"] = torch.rand(B, device=x0.device, generator=generator) < self.cond_drop_prob
+            gen_device = generator.device if generator is not None else x0.device
+            cond["drop"] = (torch.rand(B, device=gen_device, generator=generator) < self.cond_drop_prob).to(x0.device)
         x = x0 + self._bcast(sigma, x0) * noise
         f, c_skip, c_out = self.raw(x, sigma, **cond)
         target = (x0.float() - self._bcast(c_skip, x0) * x.float()) / self._bcast(c_out, x0)

@@ -201,7 +201,9 @@ class _ConditionedEntries:
         self._bad.add(index)
         self.failures[path] = getattr(err, "problem", str(err))
         log.warning("dataset: skipping unreadable file (%d so far): %s", len(self.failures), err)
-        if len(self._bad) > max(1, self.max_failure_fraction * len(self.entries)):
+        frac = self.max_failure_fraction
+        limit = 0 if frac == 0 else max(1.0, frac * len(self.entries))  # one bad file is always tolerated
+        if len(self._bad) > limit:
             raise RuntimeError(f"{len(self._bad)} of {len(self.entries)} files failed to load "
                                f"(> {self.max_failure_fraction:.0%}); e.g. {path}: {self.failures[path]}")
 
@@ -251,7 +253,8 @@ class WaveformDataset(_ConditionedEntries, Dataset):
         conditions: network keyword -> manifest field, e.g. `{"labels": "label", "pitch": "pitch"}`.
         vocab: :class:`Vocabulary` for `labels` (None builds one from the entries).
         seed: crop seed.
-        max_failure_fraction: raise when more than this fraction of files failed to decode.
+        max_failure_fraction: raise when more than this fraction of files (and more than one) failed to
+            decode; 0 raises on the first failure.
     Returns items:
         `{"audio": (C, T) float32, "labels": int, "pitch": float}` (conditions as configured).
     """

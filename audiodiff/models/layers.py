@@ -262,11 +262,15 @@ class SelfAttention(nn.Module):
         self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
         self.proj = zero_(nn.Linear(channels, channels))
 
+    @staticmethod
+    def _qk_norm(norm: nn.RMSNorm, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        with torch.autocast(device_type=t.device.type, enabled=False):
+            return F.rms_norm(t.float(), norm.normalized_shape, norm.weight.float(), norm.eps).to(dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, C = x.shape[:2]
         tokens = self.norm(x).flatten(2).transpose(1, 2)                       # (B, N, C)
         q, k, v = self.qkv(tokens).unflatten(2, (3, self.heads, self.head_dim)).permute(2, 0, 3, 1, 4)
-        q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)          # (B, heads, N, d)
+        q, k = self._qk_norm(self.q_norm, q, v.dtype), self._qk_norm(self.k_norm, k, v.dtype)  # (B, heads, N, d)
         out = F.scaled_dot_product_attention(q, k, v)
         out = self.proj(out.transpose(1, 2).flatten(2))                        # (B, N, C)
         return x + out.transpose(1, 2).reshape(x.shape).to(x.dtype)

@@ -1,0 +1,31 @@
+"""Small configs shared by the training, pipeline and CLI tests (tiny networks, built-in data)."""
+import copy
+
+TINY_UNET1D = {"name": "unet1d", "patch": 4, "channels": [16, 32], "factors": [1, 2], "blocks": [1, 1],
+               "attention": [False, True], "head_dim": 16, "pitch": True}
+TINY_UNET2D = {"name": "unet2d", "channels": [16, 32], "factors": [1, 2], "blocks": [1, 1],
+               "attention": [False, False], "head_dim": 16}
+
+
+def tiny_cfg(run_dir, steps=4, **train):
+    return copy.deepcopy({
+        "run_dir": str(run_dir),
+        "model": TINY_UNET1D,
+        "objective": {"parameterization": "edm", "cond_drop_prob": 0.2},
+        "data": {"kind": "synth", "sample_rate": 8000, "segment_seconds": 0.125, "conditions": {"pitch": "pitch"},
+                 "synth": {"n": 64, "pitches": list(range(60, 73)), "timbres": ["sine"], "velocity": 0.8}},
+        "train": {"steps": steps, "batch_size": 4, "lr": 1e-3, "warmup_steps": 2, "ckpt_every": 2, "log_every": 1,
+                  "progress": False, "num_workers": 0, **train},
+    })
+
+
+def tiny_mel_cfg(run_dir, steps=2):
+    cfg = tiny_cfg(run_dir, steps)
+    cfg["model"] = dict(TINY_UNET2D)
+    cfg["objective"] = {"parameterization": "v", "cond_drop_prob": 0.0}
+    cfg["data"] = {"kind": "synth", "sample_rate": 8000, "segment_seconds": 0.25, "conditions": {},
+                   "representation": "mel",
+                   "mel": {"sample_rate": 8000, "n_fft": 256, "hop_length": 64, "n_mels": 32, "f_max": 4000.0},
+                   "synth": {"n": 32, "pitches": [60, 64], "timbres": ["sine"], "velocity": 0.8}}
+    cfg["vocoder"] = {"name": "griffinlim", "n_iter": 4}
+    return cfg
