@@ -106,13 +106,21 @@ def read_manifest(path) -> list[dict]:
             p = Path(e["path"])
             e["path"] = str(p if p.is_absolute() else (root / p))
             entries.append(e)
+    seen: dict[str, int] = {}
+    for e in entries:
+        seen[e["path"]] = seen.get(e["path"], 0) + 1
+    dups = [p for p, c in seen.items() if c > 1]
+    if dups:
+        log.warning("manifest %s lists %d file(s) more than once (e.g. %s); each line is kept as an item",
+                    path, len(dups), dups[0])
     return entries
 
 
 def write_manifest(entries: Iterable[dict], path) -> Path:
     """Write `entries` as JSONL (atomically: temp file then rename).
 
-    Paths inside the manifest's folder are written relative to it (POSIX separators); others absolute.
+    Paths inside the manifest's folder are written relative to it (POSIX separators); others absolute
+    (a relative input path is taken relative to the current directory).
     Keys are ordered `path, duration, sample_rate`, then the rest as given.
 
     Raises:

@@ -9,8 +9,8 @@ so the fundamental is exactly the MIDI pitch and nothing aliases:
 - `saw`: all harmonics with amplitude 1/k (Fourier series of a sawtooth);
 - `fm_bell`: two-operator FM (Chowning 1973), carrier:modulator 1:3 (partials at 1, 2, 4, 5, 7... x f0)
   with a decaying index under a percussive envelope (a bright attack that mellows);
-- `pluck`: harmonics 1/k whose decay rate grows with k (the spectrum of a plucked string, as
-  Karplus-Strong's low-pass loop produces, without its fractional-delay tuning error).
+- `pluck`: harmonics 1/k, harmonic k decaying as exp(-(1.5 + 1.2 k) t) (a plucked string's spectrum
+  that dulls over time, as Karplus-Strong's low-pass loop gives, without its fractional-delay tuning error).
 
 Notes are deterministic given `(seed, index)`. `SynthNotes` renders on the fly (a Dataset);
 `write_synth_dataset` writes files plus `manifest.jsonl` for the manifest-based pipeline.
@@ -111,11 +111,11 @@ def render_note(pitch: float, timbre: str = "sine", sample_rate: int = 16000, se
     if timbre == "sine":
         x = np.sin(phase)
     elif timbre == "square":
-        x = sum(np.sin(k * phase) / k for k in range(1, kmax + 1, 2))
+        x = _harmonic_sum(phase, kmax, lambda k: 1.0 / k if k % 2 else 0.0)
     elif timbre == "saw":
-        x = sum(((-1) ** (k + 1)) * np.sin(k * phase) / k for k in range(1, kmax + 1))
-    elif timbre == "pluck":
-        x = sum(np.sin(k * phase) / k * np.exp(-t * (1.5 + 0.6 * k * k ** 0.5)) for k in range(1, kmax + 1))
+        x = _harmonic_sum(phase, kmax, lambda k: (1.0 if k % 2 else -1.0) / k)
+    elif timbre == "pluck":  # harmonic k decays as exp(-(1.5 + 1.2 k) t): higher partials die first
+        x = _harmonic_sum(phase, kmax, lambda k: 1.0 / k, decay=np.exp(-1.2 * t)) * np.exp(-1.5 * t)
     else:  # fm_bell: sin(phase + I(t) sin(3 phase)); partials f0 |1 + 3j| are harmonics (no DC, no f0/2)
         # Carson's rule: the spectrum reaches about (I + 1) modulator multiples; cap I so nothing aliases
         i_max = max(0.0, limit / (3 * f0 * vib_ratio) - 1.0)
@@ -131,6 +131,29 @@ def render_note(pitch: float, timbre: str = "sine", sample_rate: int = 16000, se
     if peak > 0:
         x = x * (velocity / peak)
     return x.astype(np.float32)
+
+
+def _harmonic_sum(phase: np.ndarray, kmax: int, weight, decay: np.ndarray | None = None) -> np.ndarray:
+    """`sum_k weight(k) * decay**k * sin(k * phase)` for k = 1..kmax.
+
+    sin(k phase) comes from the Chebyshev recurrence `s_{k+1} = 2 cos(phase) s_k - s_{k-1}` (one
+    multiply-add per harmonic instead of a `sin`; float64 error ~1e-12 for a few hundred harmonics).
+    """
+    c2 = 2.0 * np.cos(phase)
+    prev, cur = np.zeros_like(phase), np.sin(phase)
+    nxt = np.empty_like(phase)
+    out = np.zeros_like(phase)
+    gain = None if decay is None else decay.copy()
+    for k in range(1, kmax + 1):
+        w = weight(k)
+        if w:
+            out += (w * gain * cur) if gain is not None else (w * cur)
+        np.multiply(c2, cur, out=nxt)
+        nxt -= prev
+        prev, cur, nxt = cur, nxt, prev
+        if gain is not None:
+            gain *= decay
+    return out
 
 
 def _param_rng(seed: int, index: int) -> np.random.Generator:
