@@ -46,15 +46,33 @@ def _kv(args: list[str]) -> dict:
     return OmegaConf.to_container(OmegaConf.from_dotlist(args), resolve=True)
 
 
+def _vocoder_experiment(args: list[str]):
+    """A `task: vocoder` experiment is a complete config of its own (not composed onto the diffusion defaults)."""
+    from omegaconf import OmegaConf
+
+    exp = next((a.split("=", 1)[1] for a in args if a.startswith("experiment=")), None)
+    if exp is None:
+        return None
+    path = config_dir() / "experiment" / f"{exp}.yaml"
+    if not path.exists():
+        return None
+    cfg = OmegaConf.load(path)
+    if cfg.get("task") != "vocoder":
+        return None
+    rest = [a for a in args if not a.startswith("experiment=")]
+    return OmegaConf.merge(cfg, OmegaConf.from_dotlist(rest))
+
+
 def cmd_train(args: list[str]) -> None:
     from omegaconf import OmegaConf
 
-    cfg = compose(args)
-    if cfg.get("task", "diffusion") == "vocoder":
+    voc = _vocoder_experiment(args)
+    if voc is not None:
         from .vocoders.train import train_vocoder
 
-        train_vocoder(OmegaConf.to_container(cfg, resolve=True))
+        train_vocoder(OmegaConf.to_container(voc, resolve=True))
         return
+    cfg = compose(args)
     from .training.loop import train
 
     run = train(cfg)
@@ -70,7 +88,8 @@ def cmd_finetune(args: list[str]) -> None:
 def cmd_config(args: list[str]) -> None:
     from omegaconf import OmegaConf
 
-    print(OmegaConf.to_yaml(compose(args), resolve=True))
+    cfg = _vocoder_experiment(args)
+    print(OmegaConf.to_yaml(cfg if cfg is not None else compose(args), resolve=True))
 
 
 def cmd_generate(args: list[str]) -> None:

@@ -34,7 +34,16 @@ class CFG(torch.nn.Module):
         drop = cond.pop("drop", None)
         if drop is None:
             drop = torch.zeros(B, dtype=torch.bool, device=x.device)
-        both = {k: (torch.cat([v, v]) if isinstance(v, torch.Tensor) else v) for k, v in cond.items()}
+        both = {}
+        for k, v in cond.items():
+            if isinstance(v, torch.Tensor):
+                if v.dim() == 0 or v.shape[0] != B:
+                    raise ValueError(f"CFG: condition {k!r} must be batched like x, (B={B}, ...); got {tuple(v.shape)}")
+                both[k] = torch.cat([v, v])
+            elif v is None:
+                both[k] = None
+            else:
+                raise ValueError(f"CFG: condition {k!r} must be a tensor or None; got {type(v).__name__}")
         both["drop"] = torch.cat([drop, torch.ones_like(drop)])
         out = self.denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), **both)
         c, u = out[:B], out[B:]
@@ -63,13 +72,24 @@ class Inpaint(torch.nn.Module):
 
     def __init__(self, denoiser, known: torch.Tensor, mask: torch.Tensor):
         super().__init__()
+        mask = torch.as_tensor(mask)
+        try:
+            torch.broadcast_shapes(mask.shape, known.shape)
+        except RuntimeError:
+            raise ValueError(f"Inpaint: mask {tuple(mask.shape)} does not broadcast to known {tuple(known.shape)}") from None
+        if mask.numel() and (float(mask.min()) < 0 or float(mask.max()) > 1):
+            raise ValueError("Inpaint: mask values must lie in [0, 1] (1 = keep known, 0 = generate)")
         self.denoiser = denoiser
         self.known = known
-        self.mask = mask.to(known.dtype)
+        self.mask = mask.to(device=known.device, dtype=known.dtype)
 
     def forward(self, x, sigma, **cond):
+        """x0 estimate with the known region replaced; `x (B, ...)` shaped like `known`."""
+        if x.shape != self.known.shape:
+            raise ValueError(f"Inpaint: x {tuple(x.shape)} must be shaped like known {tuple(self.known.shape)}")
         x0 = self.denoiser(x, sigma, **cond)
-        return self.mask * self.known + (1 - self.mask) * x0
+        known = self.known.to(x0.dtype)
+        return torch.where(self.mask == 1, known, self.mask * known + (1 - self.mask) * x0)
 
 
 def continuation_mask(shape, keep: int, dim: int = -1, device=None) -> torch.Tensor:

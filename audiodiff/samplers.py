@@ -17,6 +17,7 @@ Methods:
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable, Sequence
 
@@ -86,8 +87,11 @@ def ddim(denoiser: Callable, x: torch.Tensor, sigmas: torch.Tensor, generator: G
             s_down = math.sqrt(max(0.0, float(s_next) ** 2 - s_up ** 2))
         else:
             s_up, s_down = 0.0, float(s_next)
-        d = (x - denoised) / s
-        x = x + d * (s_down - s)
+        if s_down == 0:
+            x = denoised  # the Euler step to 0 lands on the x0 estimate; skip the rounding of x + (D - x)
+        else:
+            d = (x - denoised) / s
+            x = x + d * (s_down - s)
         if s_up > 0:
             x = x + randn(x.shape, x.device, x.dtype, generator) * (s_noise * s_up)
     return x
@@ -105,7 +109,14 @@ def ddpm(denoiser, x, sigmas, generator=None, callback=None, progress=True, s_no
 
 def heun(denoiser, x, sigmas, generator=None, callback=None, progress=True, s_churn: float = 0.0,
          s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0, **cond) -> torch.Tensor:
-    """Heun's 2nd-order method with optional churn (Karras et al. 2022, Alg. 2); the last step to 0 is Euler."""
+    """Heun's 2nd-order method with optional churn (Karras et al. 2022, Alg. 2); the last step to 0 is Euler.
+
+    Churn: where `s_tmin <= sigma <= s_tmax` the level is raised to `sigma * (1 + gamma)`,
+    `gamma = min(s_churn / n, sqrt(2) - 1)`, by adding noise of std `s_noise * sqrt(sigma_hat^2 - sigma^2)`.
+    """
+    if s_churn < 0 or s_noise < 0 or s_tmin > s_tmax:
+        raise SamplerError(f"heun needs s_churn >= 0, s_noise >= 0 and s_tmin <= s_tmax; got s_churn={s_churn}, "
+                           f"s_noise={s_noise}, s_tmin={s_tmin}, s_tmax={s_tmax}")
     n = len(sigmas) - 1
     for i in _steps(sigmas, progress, "heun"):
         s, s_next = sigmas[i], sigmas[i + 1]
@@ -115,12 +126,13 @@ def heun(denoiser, x, sigmas, generator=None, callback=None, progress=True, s_ch
             x = x + randn(x.shape, x.device, x.dtype, generator) * s_noise * (s_hat ** 2 - s ** 2).sqrt()
         denoised = _denoise(denoiser, x, s_hat, cond)
         _cb(callback, i, x, s_hat, s_next, denoised)
+        if s_next == 0:
+            x = denoised  # the final Euler step to sigma = 0 is exactly the x0 estimate
+            continue
         d = (x - denoised) / s_hat
         x_next = x + d * (s_next - s_hat)
-        if s_next > 0:
-            d2 = (x_next - _denoise(denoiser, x_next, s_next, cond)) / s_next
-            x_next = x + (d + d2) / 2 * (s_next - s_hat)
-        x = x_next
+        d2 = (x_next - _denoise(denoiser, x_next, s_next, cond)) / s_next
+        x = x + (d + d2) / 2 * (s_next - s_hat)
     return x
 
 
@@ -205,8 +217,29 @@ def sample(denoiser: Callable, noise: torch.Tensor, sigmas: torch.Tensor, method
     if method not in SAMPLERS:
         raise SamplerError(f"unknown sampler {method!r}; allowed: {sorted(SAMPLERS)}")
     check_sigmas(sigmas)
-    sigmas = sigmas.to(device=noise.device, dtype=torch.float32)
-    x = noise * sigmas[0]
+    options = dict(options or {})
+    allowed = sampler_options(method)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise SamplerError(f"sampler {method!r} takes no option(s) {unknown}; allowed: {sorted(allowed)}")
+    clash = sorted(set(options) & set(cond))
+    if clash:
+        raise SamplerError(f"{clash} given both as sampler options and as conditions")
+    # float64 noise keeps float64 (closed-form tests); everything else integrates in float32.
+    dtype = torch.float64 if noise.dtype == torch.float64 else torch.float32
+    sigmas = sigmas.to(device=noise.device, dtype=dtype)
+    x = noise.to(dtype) * sigmas[0]
     with torch.no_grad():
         return SAMPLERS[method](denoiser, x, sigmas, generator=generator, callback=callback, progress=progress,
-                                **(options or {}), **cond)
+                                **options, **cond)
+
+
+_BASE_ARGS = {"denoiser", "x", "sigmas", "generator", "callback", "progress", "cond"}
+
+
+def sampler_options(method: str) -> dict:
+    """Settings `method` takes beyond the common arguments, with their defaults (e.g. ddim: {"eta": 0.0, ...})."""
+    if method not in SAMPLERS:
+        raise SamplerError(f"unknown sampler {method!r}; allowed: {sorted(SAMPLERS)}")
+    params = inspect.signature(SAMPLERS[method]).parameters
+    return {k: p.default for k, p in params.items() if k not in _BASE_ARGS}

@@ -74,6 +74,11 @@ class ManifestReport:
         return (f"{len(self.entries)} files kept ({self.duration / 3600:.2f} h), "
                 f"{len(self.skipped)} skipped of {self.total}")
 
+    def __str__(self) -> str:
+        lines = [self.summary() + (f" -> {self.path}" if self.path else "")]
+        lines += [f"  skipped {p}: {r}" for p, r in self.skipped]
+        return "\n".join(lines)
+
 
 # --------------------------------------------------------------------------- JSONL I/O
 def read_manifest(path) -> list[dict]:

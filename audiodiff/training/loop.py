@@ -210,6 +210,8 @@ def train(cfg) -> Path:
     net_cfg = dict(cfg["model"])
     if info.get("num_classes") is not None and net_cfg.get("num_classes", 0) in (0, None, "auto"):
         net_cfg["num_classes"] = info["num_classes"]
+    if "pitch" in info.get("conditions", {}):  # the data decides which conditions the network takes
+        net_cfg["pitch"] = True
     net = models.build(net_cfg)
     init = None
     if t["init_from"]:

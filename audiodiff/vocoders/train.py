@@ -367,7 +367,8 @@ def train_vocoder(cfg) -> Path:
         logs = {}
         if kind == "diffusion":
             with autocast():
-                loss_g = voc.denoiser.loss(wav, local=target_mel)
+                # segment = frames * hop samples <-> the first `frames` mel frames, as at synthesis
+                loss_g = voc.denoiser.loss(wav, local=target_mel[..., :-1])
             logs["loss/diffusion"] = loss_g.detach()
         else:
             with autocast():

@@ -1,18 +1,19 @@
 """Waveform / mel datasets: reproducible crops, resampling, loudness, labels, bad files, mel cache, collate."""
 import math
-import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from audiodiff.data import build
+from audiodiff.data import build_dataset
 from audiodiff.data.datasets import (
     EpochSampler, MelDataset, Vocabulary, VocabularyError, WaveformDataset, batch_to_mel, collate, crop_rng,
 )
-from audiodiff.data.manifest import build_manifest, read_manifest
+from audiodiff.data.manifest import read_manifest
 from audiodiff.mel import MelSpec
 
 
@@ -226,15 +227,30 @@ def test_batch_to_mel_shapes(ramp_entries):
     assert torch.equal(out["pitch"], b["pitch"])
 
 
-# --------------------------------------------------------------------------- build(cfg)
-def test_build_from_config_and_errors(shared_data):
-    cfg = {"name": "manifest", "manifest": str(shared_data / "fsdd" / "manifest.jsonl"), "valid_fraction": 0.1,
-           "group_by": "speaker", "sample_rate": 8000, "segment_seconds": 0.5, "conditions": {"labels": "label"}}
-    train, valid = build(cfg)
-    assert len(train) + len(valid) == 2500
-    assert {e["speaker"] for e in train.entries}.isdisjoint(e["speaker"] for e in valid.entries)
-    assert train.vocab.values == list(range(10)) and train[0]["audio"].shape == (1, 4000)
-    with pytest.raises(ValueError, match=r"unknown data name 'nope'; allowed: \['manifest', 'synth'\]"):
-        build({"name": "nope"})
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['segment'\]"):
-        build({**cfg, "segment": 1})
+# --------------------------------------------------------------------------- configs/data/*.yaml
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.yaml") if p.stem != "custom"))
+def test_data_configs_build(name, shared_data, monkeypatch):
+    """Every data config resolves against the shared data and yields items of its segment length."""
+    monkeypatch.setenv("AUDIODIFF_DATA", str(shared_data))
+    cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / f"{name}.yaml"), resolve=True)
+    if cfg["kind"] == "synth":
+        cfg["synth"]["n"] = 8
+    out = build_dataset(cfg, split="train")
+    ds, info = out["dataset"], out["info"]
+    item = ds[0]
+    assert set(item) - {"audio", "mel"} == set(cfg["conditions"])
+    samples = round(cfg["segment_seconds"] * cfg["sample_rate"])
+    if cfg["representation"] == "mel":
+        mel = MelSpec(**cfg["mel"])
+        assert item["mel"].shape == (1, mel.n_mels, mel.frames(samples))
+    else:
+        assert item["audio"].shape == (1, samples) and info["segment_samples"] == samples
+    if "labels" in cfg["conditions"]:
+        assert 0 <= item["labels"] < info["num_classes"] == len(ds.vocab)
+    if cfg["kind"] == "manifest":
+        entries = read_manifest(cfg["manifest"])
+        valid = build_dataset(cfg, split="valid")["dataset"]
+        assert len(ds) + len(valid) == len(entries) and len(valid) == round(cfg["valid_fraction"] * len(entries))

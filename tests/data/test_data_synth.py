@@ -5,7 +5,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiodiff.data import build
 from audiodiff.data.manifest import read_manifest
 from audiodiff.data.synth import TIMBRES, SynthNotes, adsr, midi_to_hz, render_note, write_synth_dataset
 
@@ -94,17 +93,18 @@ def test_synth_notes_deterministic_and_labelled():
                                               velocity=params[5]["velocity"]))
 
 
-def test_easy_setting_and_config():
-    train, valid = build({"name": "synth", "n": 8, "valid_n": 4, "sample_rate": 8000, "seconds": 0.25,
-                          "pitch_range": [60, 64], "timbres": ["sine"], "velocity": 0.8,
-                          "conditions": {"pitch": "pitch"}})
+def test_easy_setting():
+    train = SynthNotes(8, sample_rate=8000, seconds=0.25, pitches=range(60, 65), timbres=("sine",), velocity=0.8,
+                       conditions={"pitch": "pitch"})
     item = train[0]
-    assert set(item) == {"audio", "pitch"} and item["audio"].shape == (1, 2000)
+    assert set(item) == {"audio", "pitch"} and item["audio"].shape == (1, 2000) and train.vocab is None
     assert float(item["audio"].abs().max()) == pytest.approx(0.8, rel=1e-6)
-    assert 60 <= item["pitch"] <= 64 and len(valid) == 4
-    assert not torch.equal(valid[0]["audio"], train[0]["audio"]) or valid[0]["pitch"] != train[0]["pitch"]
+    p = train.params(0)
+    assert p["timbre"] == "sine" and p["vibrato_cents"] == 0 and p["noise"] == 0 and 60 <= p["pitch"] <= 64
     with pytest.raises(ValueError, match=r"unknown timbre\(s\) \['organ'\]"):
         SynthNotes(4, timbres=("sine", "organ"))
+    with pytest.raises(ValueError, match="allowed fields"):
+        SynthNotes(4, conditions={"labels": "instrument"})
 
 
 def test_write_synth_dataset_files_and_manifest(tmp_path):
