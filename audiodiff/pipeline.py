@@ -135,7 +135,14 @@ class Pipeline:
             raise PipelineError(f"{ck['dir']} holds a {meta.get('kind')!r} checkpoint, not a diffusion model")
         net = models.build(meta["model"])
         weights = ck["ema"] if (use_ema and ck["ema"] is not None) else ck["model"]
-        net.load_state_dict(weights)
+        if meta.get("lora"):  # a LoRA fine-tune: rebuild the adapters, load, then fold them into the weights
+            from .training.lora import apply_lora, merge_lora
+
+            apply_lora(net, **meta["lora"])
+            net.load_state_dict(weights)
+            merge_lora(net)
+        else:
+            net.load_state_dict(weights)
         if isinstance(vocoder, (str, Path)):
             from .vocoders import load_vocoder
 

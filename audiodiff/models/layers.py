@@ -16,6 +16,7 @@ Speed and bf16 choices, made here once for every net (see benchmarks/README.md f
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Sequence
 
@@ -59,6 +60,13 @@ def zero_(module: nn.Module) -> nn.Module:
     return module
 
 
+def no_autocast(device: torch.device):
+    """Context that turns autocast off on `device` (a no-op on devices without autocast, e.g. meta)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
 def checkpoint_call(enabled: bool, fn, *args):
     """Call fn(*args), recomputing it in backward (Chen et al. 2016) when enabled and grads are on."""
     if enabled and torch.is_grad_enabled():
@@ -100,7 +108,7 @@ class GroupNorm32(nn.GroupNorm):
     """Group normalisation (Wu & He 2018) computed in float32 and returned in the input dtype (bf16-safe)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with no_autocast(x.device):
             y = F.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(), self.eps)
         return y.to(x.dtype)
 
@@ -264,7 +272,7 @@ class SelfAttention(nn.Module):
 
     @staticmethod
     def _qk_norm(norm: nn.RMSNorm, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        with torch.autocast(device_type=t.device.type, enabled=False):
+        with no_autocast(t.device):
             return F.rms_norm(t.float(), norm.normalized_shape, norm.weight.float(), norm.eps).to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

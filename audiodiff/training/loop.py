@@ -200,6 +200,20 @@ def train(cfg) -> Path:
     run_dir = Path(cfg["run_dir"])
     seed_everything(t["seed"] + rank)
 
+    # ---- fine-tuning starts from a run: its network and sample rate win over the config's
+    init = None
+    if t["init_from"]:
+        init = load_checkpoint(t["init_from"], train_state=False)
+        if init["meta"].get("kind", "diffusion") != "diffusion":
+            raise TrainingError(f"init_from={t['init_from']} is a {init['meta'].get('kind')} checkpoint, not a diffusion model")
+        if cfg["model"] != init["meta"]["model"]:
+            log.info("init_from: using the network of %s (%s)", init["dir"], init["meta"]["model"].get("name"))
+        cfg["model"] = dict(init["meta"]["model"])
+        for key in ("sample_rate",):
+            if cfg["data"].get(key) != init["meta"][key]:
+                log.info("init_from: data.%s %s -> %s (the model's)", key, cfg["data"].get(key), init["meta"][key])
+                cfg["data"][key] = init["meta"][key]
+
     # ---- data
     data = build_dataset(cfg["data"], split="train", seed=t["seed"])
     dataset, info = data["dataset"], data["info"]
@@ -212,10 +226,17 @@ def train(cfg) -> Path:
         net_cfg["num_classes"] = info["num_classes"]
     if "pitch" in info.get("conditions", {}):  # the data decides which conditions the network takes
         net_cfg["pitch"] = True
+    if init is not None:
+        # keep the base network whole: a condition the new data lacks is simply dropped (null embedding)
+        net_cfg = dict(init["meta"]["model"])
+        for key, want in (("num_classes", info.get("num_classes")), ("pitch", "pitch" in info.get("conditions", {}))):
+            if want and not net_cfg.get(key):
+                raise TrainingError(f"init_from: the base network has no '{key}' conditioning but the data asks for it")
+        if info.get("num_classes") and net_cfg.get("num_classes") != info["num_classes"]:
+            raise TrainingError(f"init_from: the base network has {net_cfg.get('num_classes')} classes, the data "
+                                f"{info['num_classes']} ({info['vocab']}); fine-tune without labels or with the same ones")
     net = models.build(net_cfg)
-    init = None
-    if t["init_from"]:
-        init = load_checkpoint(t["init_from"], train_state=False)
+    if init is not None:
         weights = init["ema"] if init["ema"] is not None else init["model"]
         missing, unexpected = net.load_state_dict(weights, strict=False)
         if unexpected or missing:
@@ -264,7 +285,8 @@ def train(cfg) -> Path:
         "sampler": cfg["sampler"], "representation": representation, "sample_rate": info["sample_rate"],
         "channels": info.get("channels", 1), "segment_samples": info["segment_samples"],
         "conditions": info.get("conditions", {}), "vocab": info.get("vocab"), "vocoder": cfg.get("vocoder"),
-        "pitch_range": info.get("pitch_range"),
+        "pitch_range": info.get("pitch_range"), "lora": t["lora"],
+        "init_from": str(init["dir"]) if init is not None else None,
     }
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)

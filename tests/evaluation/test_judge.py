@@ -12,6 +12,8 @@ from audiodiff.evaluation import embeddings as E
 from audiodiff.evaluation.judge import Judge, JudgeError, fit_length, load_clips, train_judge
 from audiodiff.evaluation.metrics import frechet_distance_features
 
+pytestmark = pytest.mark.slow  # one judge training on real digits (~10 s of CPU), shared by the module
+
 SUBSET = 800  # of FSDD's 2500 clips, with a half-width net, so training fits a CPU test budget (~10-20 s)
 CHANNELS = (8, 16, 32, 64)
 # On this subset (680 train / 120 held-out, 8 epochs) we measured 0.967 held-out accuracy with these channels and

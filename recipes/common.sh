@@ -1,0 +1,43 @@
+# Shared stage driver for the manifest recipes. A recipe's run.sh sets:
+#   NAME (experiment), DATA (folder of the recordings), LABELS (generate list), LABEL_FIELD (judge; optional)
+# and sources this file. Usage: run.sh [--stage N] [--stop-stage M] [key=value training overrides ...]
+set -euo pipefail
+stage=1; stop_stage=4; extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    *) extra+=("$1"); shift ;;
+  esac
+done
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd ..
+RUN=${RUN:-runs/$NAME}
+OUT=${OUT:-$RUN/samples}
+MANIFEST=${MANIFEST:-$RUN/data/manifest.jsonl}
+AD="python -m audiodiff"
+t0=$(date +%s)
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  echo "== stage 1: prepare $MANIFEST from $DATA"
+  python "recipes/$NAME/prepare.py" "$DATA" "$MANIFEST"
+fi
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  echo "== stage 2: train $RUN"
+  $AD train experiment="$NAME" run_dir="$RUN" data.manifest="$MANIFEST" "${extra[@]}"
+fi
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  echo "== stage 3: generate into $OUT"
+  rm -rf "$OUT"
+  $AD generate run="$RUN" n="${N:-20}" labels="$LABELS" seed=0 out="$OUT" plot=true batch_size=10
+fi
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  echo "== stage 4: evaluate"
+  if [ -n "${LABEL_FIELD:-}" ]; then
+    [ -d "$RUN/judge" ] || $AD evaluate train-judge data="$MANIFEST" label="$LABEL_FIELD" out="$RUN/judge"
+    $AD evaluate generated="$OUT" real="$MANIFEST" judge="$RUN/judge" label="$LABEL_FIELD" out="$OUT/evaluation"
+  else
+    $AD evaluate generated="$OUT" real="$MANIFEST" out="$OUT/evaluation"
+  fi
+  cat "$OUT/evaluation/report.md"
+fi
+echo "done in $(( $(date +%s) - t0 )) s"

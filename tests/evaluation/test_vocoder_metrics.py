@@ -1,0 +1,83 @@
+"""Vocoder distances against closed forms: identical -> 0, scaling by a -> |1 - a|, |log a|, |20 log10 a|."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from audiodiff.evaluation import vocoder_metrics as VM
+from audiodiff.mel import MelSpec
+
+MEL = MelSpec(sample_rate=16000, n_fft=512, hop_length=128, n_mels=64)
+
+
+def _noise(n=2, T=8000):
+    return torch.randn(n, T, generator=torch.Generator().manual_seed(0)) * 0.1
+
+
+def test_identical_signals_are_at_distance_zero():
+    x = _noise()
+    assert float(VM.mrstft_distance(x, x)) == 0.0
+    assert float(VM.log_spectral_distance(x, x)) == 0.0
+    assert float(VM.mel_l1(x, x, MEL)) == 0.0
+
+
+@pytest.mark.parametrize("a", [0.5, 2.0])
+def test_scaled_signal_closed_forms(a):
+    x = _noise()
+    y = a * x
+    # every STFT bin scales by a: LSD = |20 log10 a|, SC = |1 - a|, log-magnitude L1 = |ln a| (noise has no
+    # bins below the floor), log-mel L1 = |ln a| (power 1 mel is linear in the magnitude)
+    assert float(VM.log_spectral_distance(x, y)) == pytest.approx(abs(20 * math.log10(a)), rel=1e-4)
+    assert float(VM.mrstft_distance(x, y)) == pytest.approx(abs(1 - a) + abs(math.log(a)), rel=1e-4)
+    assert float(VM.mel_l1(x, y, MEL)) == pytest.approx(abs(math.log(a)), rel=1e-4)
+
+
+def test_spectral_convergence_and_lsd_match_numpy():
+    x, y = _noise(1), _noise(1).roll(7, -1) * 0.8 + 0.01 * _noise(1).flip(-1)
+    R = VM.stft_magnitude(x, 512, 128).numpy()[0]
+    E = VM.stft_magnitude(y, 512, 128).numpy()[0]
+    sc = np.linalg.norm(R - E) / np.linalg.norm(R)
+    assert float(VM.spectral_convergence(torch.tensor(R)[None], torch.tensor(E)[None])) == pytest.approx(sc, rel=1e-5)
+    import librosa
+
+    P = np.abs(librosa.stft(x.numpy()[0].astype(np.float64), n_fft=2048, hop_length=512)) ** 2 + 1e-10
+    Q = np.abs(librosa.stft(y.numpy()[0].astype(np.float64), n_fft=2048, hop_length=512)) ** 2 + 1e-10
+    lsd = np.mean(np.sqrt(np.mean((10 * np.log10(P) - 10 * np.log10(Q)) ** 2, axis=0)))
+    assert float(VM.log_spectral_distance(x, y)) == pytest.approx(lsd, rel=1e-3)
+
+
+def test_shapes_lengths_and_per_item():
+    x = _noise(3)
+    y = torch.cat([x, torch.zeros(3, 100)], -1)[:, None]  # (B, 1, T + 100): cut to T
+    assert float(VM.mrstft_distance(x, y)) == pytest.approx(0.0, abs=1e-6)
+    per = VM.log_spectral_distance(x, 2 * x, reduce=False)
+    assert per.shape == (3,)
+    with pytest.raises(ValueError, match="differ in length by 5000"):
+        VM.mrstft_distance(x, x[:, :3000])
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        VM.mrstft_distance(x, x[:2])
+    with pytest.raises(ValueError, match=r"mono \(B, 1, T\)"):
+        VM.mel_l1(x[:, None].expand(3, 2, -1), x, MEL)
+
+
+def test_real_time_factor_reports_consistent_numbers():
+    calls = []
+    r = VM.real_time_factor(lambda: calls.append(sum(range(1000))), audio_seconds=10.0, repeats=3, warmup=2)
+    assert len(calls) == 5
+    assert r["seconds"] > 0
+    assert r["rtf"] == pytest.approx(r["seconds"] / 10.0)
+    assert r["x_real_time"] == pytest.approx(10.0 / r["seconds"])
+    with pytest.raises(ValueError):
+        VM.real_time_factor(lambda: None, audio_seconds=0)
+
+
+def test_pesq_is_none_without_the_package_or_high_for_identical():
+    x = _noise(1, 16000)
+    score = VM.pesq_score(x, x, 16000)
+    try:
+        import pesq  # noqa: F401
+    except ImportError:
+        assert score is None
+    else:
+        assert score > 4.0
