@@ -187,16 +187,22 @@ def _check_file(path: Path) -> None:
         raise AudioError(path, "is empty (0 bytes)")
 
 
-_CHUNK_SHORT = re.compile(r"^\s*(\w+)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_CHUNK_SHORT = re.compile(r"^\s*([A-Za-z][\w ]*?)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
 def _truncation_note(log: str) -> str | None:
-    """Read libsndfile's log for signs that the file ends early; return a description or None."""
+    """Read libsndfile's log for signs that the file ends early; return a description or None.
+
+    libsndfile notes a chunk whose declared size runs past the end of the file as
+    `data : 64000 (should be 31978)` (WAV, W64, RF64, AIFF's SSND, AU's Data Size) and then reads what is
+    there; Ogg notes a missing end-of-stream page.
+    """
     for m in _CHUNK_SHORT.finditer(log):
-        chunk, said, holds = m.group(1), int(m.group(2)), int(m.group(3))
-        # 0 and 0xFFFFFFFF are the "length unknown" placeholders of streaming writers, not truncation.
-        if chunk.lower() in ("data", "ssnd") and holds < said and said not in (0, 0xFFFFFFFF):
-            return f"the {chunk!r} chunk header says {said} bytes, the file holds {holds}"
+        chunk, said, holds = m.group(1).strip(), int(m.group(2)), int(m.group(3))
+        # 0 and 0xFFFFFFFF are the "length unknown" placeholders of streaming writers, and a single
+        # missing pad byte after an odd-sized chunk is a common writer slip, not a cut file.
+        if said - holds > 1 and said not in (0, 0xFFFFFFFF):
+            return f"the {chunk!r} header says {said} bytes, the file holds {holds}"
     if "File ended unexpectedly" in log:
         return "the stream ends without its end-of-stream marker"
     return None

@@ -69,6 +69,11 @@ def reset_peak(dev):
         torch.cuda.reset_peak_memory_stats()
 
 
+def sig(v, digits=3):
+    """Round to significant digits (CPU rates are tiny, GPU rates large: both stay readable)."""
+    return float(f"{v:.{digits}g}")
+
+
 def nparams(m):
     return sum(p.numel() for p in m.parameters())
 
@@ -110,9 +115,9 @@ def bench_train(label, model, loss_fn, audio_samples, dev, args, params):
     fl = flops_of(lambda: loss_fn().backward())
     opt.zero_grad(set_to_none=True)
     dt = timed(step, dev, args.warmup, args.iters)
-    r = dict(net=label, what="train_step", params_M=round(params / 1e6, 2), step_s=round(dt, 4),
-             audio_s_per_s=round(audio_samples / SR / dt, 1), tflops=round(fl / dt / 1e12, 2),
-             tflop_per_step=round(fl / 1e12, 3), mem_GB=peak_gb(dev), finite=finite)
+    r = dict(net=label, what="train_step", params_M=round(params / 1e6, 2), step_s=sig(dt, 4),
+             audio_s_per_s=sig(audio_samples / SR / dt), tflops=sig(fl / dt / 1e12),
+             tflop_per_step=sig(fl / 1e12), mem_GB=peak_gb(dev), finite=finite)
     del opt
     return r
 
@@ -121,8 +126,8 @@ def bench_sample(label, fn, audio_samples, nfe, dev, args):
     reset_peak(dev)
     with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16):
         dt = timed(fn, dev, 1, args.sample_iters)
-    return dict(net=label, what="sample", nfe=nfe, ms_per_nfe=round(1000 * dt / nfe, 2),
-                x_realtime=round(audio_samples / SR / dt * nfe, 1), mem_GB=peak_gb(dev))
+    return dict(net=label, what="sample", nfe=nfe, ms_per_nfe=sig(1000 * dt / nfe, 4),
+                x_realtime=sig(audio_samples / SR / dt * nfe), mem_GB=peak_gb(dev))
 
 
 def run_ours(name, args, dev):
@@ -220,10 +225,16 @@ def target_flops(names, peers):
                         net(x, torch.zeros(B)).sum().backward()
             audio = B * (L if one_d else W * MEL_HOP) / SR
             rows.append(dict(net=label, what="target_flops", params_M=round(nparams(net) / 1e6, 2),
-                             tflop_per_step=round(fc.get_total_flops() / 1e12, 3),
-                             gflop_per_audio_s=round(fc.get_total_flops() / 1e9 / audio, 1)))
+                             tflop_per_step=sig(fc.get_total_flops() / 1e12),
+                             gflop_per_audio_s=sig(fc.get_total_flops() / 1e9 / audio)))
         except Exception:
             rows.append(dict(net=label, what="target_flops", error=traceback.format_exc()[-400:]))
+    peer_of = {"unet1d": "audio-diffusion", "unet2d": "diffusers"}
+    for r in rows:
+        peer = [q for q in rows if q["net"].startswith(peer_of.get(r["net"][:6], "?")) and "error" not in q]
+        if peer and "error" not in r:
+            r["flops_vs_peer"] = sig(r["tflop_per_step"] / peer[0]["tflop_per_step"])
+            r["params_vs_peer"] = sig(r["params_M"] / peer[0]["params_M"])
     return rows
 
 
@@ -238,12 +249,12 @@ def ratios(results):
         for t in get(ours_pre, "train_step"):
             row = dict(net=t["net"], vs=peer_pre, what="ratio")
             if pt:
-                row["train_speedup"] = round(t["audio_s_per_s"] / pt[0]["audio_s_per_s"], 2)
+                row["train_speedup"] = sig(t["audio_s_per_s"] / pt[0]["audio_s_per_s"])
                 if t["mem_GB"] and pt[0]["mem_GB"]:
-                    row["train_mem_fraction"] = round(t["mem_GB"] / pt[0]["mem_GB"], 3)
+                    row["train_mem_fraction"] = sig(t["mem_GB"] / pt[0]["mem_GB"])
             s = [r for r in get(ours_pre, "sample") if r["net"] == t["net"]]
             if ps and s:
-                row["sample_speedup_per_nfe"] = round(ps[0]["ms_per_nfe"] / s[0]["ms_per_nfe"], 2)
+                row["sample_speedup_per_nfe"] = sig(ps[0]["ms_per_nfe"] / s[0]["ms_per_nfe"])
             if len(row) > 3:
                 rows.append(row)
     return rows
@@ -251,7 +262,7 @@ def ratios(results):
 
 def table(results):
     cols = ["net", "what", "params_M", "step_s", "audio_s_per_s", "tflops", "tflop_per_step", "mem_GB", "finite",
-            "ms_per_nfe", "gflop_per_audio_s", "train_speedup", "train_mem_fraction", "sample_speedup_per_nfe"]
+            "ms_per_nfe", "gflop_per_audio_s", "flops_vs_peer", "params_vs_peer", "train_speedup", "train_mem_fraction", "sample_speedup_per_nfe"]
     used = [c for c in cols if any(c in r for r in results)]
     w = {c: max(len(c), *(len(str(r.get(c, "-"))) for r in results)) for c in used}
     lines = ["  ".join(c.ljust(w[c]) for c in used)]

@@ -25,6 +25,13 @@ LOSSLESS = [
     (".flac", "PCM_S8", 2.0 ** -7),
     (".flac", "PCM_16", 2.0 ** -15),
     (".flac", "PCM_24", 2.0 ** -23),
+    # other containers libsndfile reads and writes
+    (".aiff", "PCM_16", 2.0 ** -15),
+    (".aiff", "FLOAT", 0.0),
+    (".au", "PCM_24", 2.0 ** -23),
+    (".caf", "PCM_16", 2.0 ** -15),
+    (".w64", "PCM_32", 2.0 ** -31),
+    (".rf64", "PCM_16", 2.0 ** -15),
 ]
 LOSSY = [(".ogg", "VORBIS"), (".ogg", "OPUS"), (".mp3", "MPEG_LAYER_III")]
 
@@ -182,6 +189,28 @@ def test_error_truncated_wav(tmp_path, subtype):
     _expect(tmp_path / "cut.wav", "truncated")
     (tmp_path / "header_only.wav").write_bytes(data[:44] if subtype == "PCM_16" else data[:80])
     _expect(tmp_path / "header_only.wav", "truncated")
+
+
+@pytest.mark.parametrize("suffix", [".aiff", ".au", ".w64", ".rf64"])
+def test_error_truncated_other_containers(tmp_path, suffix):
+    p = tmp_path / f"full{suffix}"
+    sf.write(str(p), _signal(2).T, SR, subtype="PCM_16")
+    audio.load(p)  # the whole file is fine
+    data = p.read_bytes()
+    (tmp_path / f"cut{suffix}").write_bytes(data[: len(data) // 2])
+    _expect(tmp_path / f"cut{suffix}", "truncated")
+
+
+def test_missing_pad_byte_is_not_truncation(tmp_path):
+    """An odd-sized data chunk whose writer left out the pad byte still loads (a 1-byte shortfall)."""
+    p = tmp_path / "odd.wav"
+    x = _signal(1, 101)
+    sf.write(str(p), x.T, SR, subtype="PCM_U8")
+    data = p.read_bytes()
+    assert len(data) == 44 + 101 + 1  # header, 101 one-byte samples, the pad byte
+    (tmp_path / "nopad.wav").write_bytes(data[:-1])
+    y, _ = audio.load(tmp_path / "nopad.wav")
+    assert y.shape == (1, 101)
 
 
 @pytest.mark.parametrize("suffix,subtype", LOSSY[:1] + LOSSY[2:], ids=["VORBIS", "MP3"])

@@ -165,6 +165,22 @@ def test_second_order_methods(method):
     assert e[-1] < 1e-2
 
 
+def test_x_start_follows_the_ode_from_there():
+    """SDEdit start: x = x_start + sigma_0 * noise, then the ODE; closed form for Gaussian data."""
+    mu, s, s0 = 0.3, 0.5, 2.0
+    x_start = torch.linspace(-1, 1, 7, dtype=torch.float64)[:, None]
+    noise = torch.linspace(1, -1, 7, dtype=torch.float64)[:, None]
+    x = samplers.sample(Mixture([1.0], [mu], [s]), noise, schedules.karras(64, 0.002, s0).double(), "heun",
+                        x_start=x_start, progress=False)
+    exact = mu + (x_start + s0 * noise - mu) * s / math.sqrt(s * s + s0 * s0)
+    torch.testing.assert_close(x, exact, rtol=0, atol=1e-3)  # heun at 64 steps: error ~2e-4
+    without = samplers.sample(Mixture([1.0], [mu], [s]), noise, schedules.karras(64, 0.002, s0).double(), "heun",
+                              progress=False)
+    assert (without - exact).abs().max() > 0.1
+    with pytest.raises(SamplerError, match="x_start"):
+        samplers.sample(Mixture(), noise, schedules.karras(4), "euler", x_start=x_start[:3], progress=False)
+
+
 # ----------------------------------------------------------------------------- identities between samplers
 def test_ddim_eta0_equals_euler_and_ddpm_equals_ddim_eta1():
     noise, sig = _noise(256, 3), schedules.karras(15)

@@ -7,7 +7,9 @@ probabilities give accuracy / IS / mIS, its penultimate layer gives the features
 The network is a VGG-style stack (conv3x3 - BatchNorm - ReLU - maxpool, Simonyan & Zisserman 2015) on
 :class:`audiodiff.mel.MelSpec` log-mels, mean-pooled over time, then one hidden layer (the *features*)
 and a linear classifier. Training crops or places each clip at a random offset in a fixed window and
-applies a random gain, so the judge does not key on onset position or level.
+applies a random gain, so the judge does not key on onset position or level. After training, one
+temperature is fitted on the held-out part (temperature scaling, Guo et al. 2017): a judge trained to
+near-zero loss is over-confident, and IS / mIS read its probabilities, mIS especially their tails.
 
 Saved as `judge.safetensors` (weights) + `judge.json` (label vocabulary, MelSpec, clip length, network
 settings); loading executes no code from the folder.
@@ -28,7 +30,7 @@ from torch import nn
 from audiodiff.mel import MelSpec
 
 __all__ = ["JudgeNet", "Judge", "JudgeError", "default_mel", "train_judge", "load_clips", "fit_length",
-           "WEIGHTS_NAME", "CONFIG_NAME"]
+           "WEIGHTS_NAME", "CONFIG_NAME", "fit_temperature"]
 
 log = logging.getLogger(__name__)
 
@@ -120,16 +122,20 @@ class Judge:
         labels: class vocabulary; index k of the output is `labels[k]`.
         label_field: the manifest field the labels came from. seconds: clip length the net sees.
         net_config: the kwargs that rebuild `net` (`n_mels`, `num_classes`, `channels`, `hidden`, `dropout`).
+        temperature: logits are divided by it (calibration; 1 = raw network).
     """
 
     def __init__(self, net: JudgeNet, mel: MelSpec, labels: Sequence, label_field: str, seconds: float,
-                 net_config: dict[str, Any]):
+                 net_config: dict[str, Any], temperature: float = 1.0):
         self.net = net.eval()
         self.mel = mel
         self.labels = list(labels)
         self.label_field = label_field
         self.seconds = float(seconds)
         self.net_config = dict(net_config)
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise JudgeError(f"temperature must be a positive finite number; got {temperature!r}")
+        self.temperature = float(temperature)
         self._index = {v: i for i, v in enumerate(self.labels)}
 
     # ------------------------------------------------------------------ properties
@@ -195,11 +201,14 @@ class Judge:
         outs = []
         for i in range(0, audio.shape[0], batch_size):
             x = self.mel_input(audio[i:i + batch_size])
-            outs.append((self.net.features(x) if what == "features" else self.net(x)).float().cpu())
+            outs.append((self.net.features(x) if what == "features" else self.net(x) / self.temperature)
+                        .float().cpu())
         return torch.cat(outs)
 
     def logits(self, audio: torch.Tensor, sample_rate: int | None = None, batch_size: int = 128) -> torch.Tensor:
-        """Class logits `(B, K)` of `audio (B, 1, T)` (centre-cropped / padded to `seconds`).
+        """Calibrated class logits `(B, K)` (network logits / temperature) of `audio (B, 1, T)`.
+
+        Audio is centre-cropped / zero-padded to `seconds`.
 
         `sample_rate`: the input's rate; resampled to the judge's when it differs (None: already the judge's).
         """
@@ -221,7 +230,8 @@ class Judge:
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "label_field": self.label_field, "labels": self.labels,
-                "seconds": self.seconds, "mel": self.mel.to_dict(), "net": self.net_config}
+                "seconds": self.seconds, "temperature": self.temperature, "mel": self.mel.to_dict(),
+                "net": self.net_config}
 
     def save(self, directory) -> Path:
         """Write `judge.safetensors` and `judge.json` into `directory` (created); returns the folder."""
@@ -268,13 +278,37 @@ class Judge:
             net.load_state_dict(state)
         except RuntimeError as e:
             raise JudgeError(f"{d / WEIGHTS_NAME} does not match {d / CONFIG_NAME}: {e}") from None
-        judge = cls(net, mel, cfg["labels"], cfg["label_field"], cfg["seconds"], net_cfg)
+        judge = cls(net, mel, cfg["labels"], cfg["label_field"], cfg["seconds"], net_cfg,
+                    temperature=cfg.get("temperature", 1.0))
         if device is not None:
             judge.to(device)
         return judge
 
 
 # ---------------------------------------------------------------------- training
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, steps: int = 200) -> float:
+    """Temperature T minimising the cross-entropy of `logits / T` (Guo et al. 2017), by Newton steps on log T.
+
+    Args:
+        logits: `(N, K)` uncalibrated logits. targets: `(N,)` class indices.
+    Returns:
+        T > 0 (clamped to [1e-2, 1e3]); argmax, hence accuracy, is unchanged by it.
+    """
+    z, y = logits.double(), targets.long()
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    for _ in range(steps):
+        loss = F.cross_entropy(z * torch.exp(-log_t), y)
+        (g,) = torch.autograd.grad(loss, log_t, create_graph=True)
+        (h,) = torch.autograd.grad(g, log_t)
+        step = g / h if h > 1e-12 else g  # the loss is convex in 1/T, not always in log T: fall back to gradient
+        with torch.no_grad():
+            log_t -= step.clamp(-1.0, 1.0)
+            log_t.clamp_(math.log(1e-2), math.log(1e3))
+        if abs(float(step)) < 1e-8:
+            break
+    return float(torch.exp(log_t.detach()))
+
+
 def load_clips(entries: Sequence[dict], sample_rate: int) -> list[torch.Tensor]:
     """Read each entry's audio as a `(T,)` float tensor at `sample_rate` (mono), via `audiodiff.audio.load`."""
     from audiodiff.audio import load
@@ -327,7 +361,8 @@ def train_judge(manifest, label: str, out_dir=None, sample_rate: int | None = 16
 
     The manifest is split with `audiodiff.data.manifest.split_manifest(valid_fraction, seed)`; AdamW with
     a one-cycle (warm-up, cosine decay) learning rate, cross-entropy, `epochs` passes; the final weights
-    are evaluated on the held-out part (no model selection on it).
+    are evaluated on the held-out part (no model selection on it), where the judge's temperature is also
+    fitted (:func:`fit_temperature`; it changes probabilities, not decisions).
 
     Args:
         manifest: path of a JSONL manifest or its entries (`read_manifest` output).
@@ -339,7 +374,8 @@ def train_judge(manifest, label: str, out_dir=None, sample_rate: int | None = 16
         channels, hidden, dropout: :class:`JudgeNet` settings. mel: feature contract (default
             :func:`default_mel`). device: None = CUDA when available, else CPU.
     Returns:
-        `(judge, report)`; report has `valid_accuracy`, `per_class_accuracy`, `confusion`, counts, timing.
+        `(judge, report)`; report has `valid_accuracy`, `per_class_accuracy`, `confusion`, `temperature`,
+        `valid_nll_raw` / `valid_nll` (before / after calibration), counts, timing.
     """
     from audiodiff.data.manifest import read_manifest, split_manifest
 
@@ -415,7 +451,11 @@ def train_judge(manifest, label: str, out_dir=None, sample_rate: int | None = 16
     }
     if valid_e:
         valid_audio = torch.stack([fit_length(c.view(1, 1, -1), num_samples)[0] for c in clips_valid])
-        pred = judge.logits(valid_audio).argmax(-1)
+        raw = judge.logits(valid_audio)
+        judge.temperature = fit_temperature(raw, y_valid)
+        report.update(temperature=judge.temperature, valid_nll_raw=float(F.cross_entropy(raw, y_valid)),
+                      valid_nll=float(F.cross_entropy(raw / judge.temperature, y_valid)))
+        pred = raw.argmax(-1)
         confusion = torch.zeros(len(labels), len(labels), dtype=torch.long)
         for t_, p_ in zip(y_valid.tolist(), pred.tolist()):
             confusion[t_, p_] += 1

@@ -48,12 +48,12 @@ def mel_to_linear(power_mel: torch.Tensor, mel: MelSpec, nnls_iters: int = 0) ->
     X = torch.matmul(_pinv(mel, dev), M).clamp_min(0.0)
     if nnls_iters:
         fb = mel.filterbank(dev)
-        fbT_M = torch.matmul(fb.t(), M)
-        gram = fb.t() @ fb
+        fbT = fb.t().contiguous()
+        fbT_M = torch.matmul(fbT, M)
         tiny = 1e-12
         X = X + tiny  # multiplicative updates cannot leave exact zeros
-        for _ in range(nnls_iters):
-            X = X * fbT_M / (torch.matmul(gram, X) + tiny)
+        for _ in range(nnls_iters):  # fb^T (fb X): two thin products instead of the (F, F) Gram matrix
+            X = X * fbT_M / (torch.matmul(fbT, torch.matmul(fb, X)) + tiny)
     if mel.power == 2.0:
         X = X.sqrt()
     return X
@@ -133,7 +133,7 @@ class GriffinLimVocoder(Vocoder):
 
     name = "griffinlim"
 
-    def __init__(self, mel: MelSpec, n_iter: int = 32, momentum: float = 0.99, nnls_iters: int = 0,
+    def __init__(self, mel: MelSpec, n_iter: int = 32, momentum: float = 0.99, nnls_iters: int = 20,
                  init: str = "random", seed: int = 0):
         super().__init__(mel)
         if init not in PHASE_INITS:
