@@ -241,11 +241,9 @@ class Pipeline:
             den = wrap(den)
         ctx = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None else _null()
         with ctx:
-            if x_start is None:
-                return samplers.sample(den, noise, sigmas, method, generator=gens, progress=progress, **cond)
-            # SDEdit: start from the input at sigmas[0] instead of pure noise
-            x = x_start + noise * sigmas[0]
-            return samplers.SAMPLERS[method](den, x, sigmas, generator=gens, progress=progress, **cond)
+            # x_start: SDEdit starts from the input at sigmas[0] instead of pure noise
+            return samplers.sample(den, noise, sigmas, method, generator=gens, progress=progress, x_start=x_start,
+                                   **cond)
 
     def _to_audio(self, x: torch.Tensor) -> torch.Tensor:
         if self.representation == "mel":

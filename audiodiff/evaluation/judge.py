@@ -286,13 +286,16 @@ class Judge:
 
 
 # ---------------------------------------------------------------------- training
-def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, steps: int = 200) -> float:
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, steps: int = 200, min_t: float = 1.0) -> float:
     """Temperature T minimising the cross-entropy of `logits / T` (Guo et al. 2017), by Newton steps on log T.
+
+    T is kept in [min_t, 1e3]. The default `min_t=1` only ever softens: on a held-out set the judge
+    classifies perfectly the likelihood keeps rising as T -> 0, and sharpening would defeat the purpose.
 
     Args:
         logits: `(N, K)` uncalibrated logits. targets: `(N,)` class indices.
     Returns:
-        T > 0 (clamped to [1e-2, 1e3]); argmax, hence accuracy, is unchanged by it.
+        T; argmax, hence accuracy, is unchanged by it.
     """
     z, y = logits.double(), targets.long()
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
@@ -300,10 +303,10 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, steps: int = 20
         loss = F.cross_entropy(z * torch.exp(-log_t), y)
         (g,) = torch.autograd.grad(loss, log_t, create_graph=True)
         (h,) = torch.autograd.grad(g, log_t)
-        step = g / h if h > 1e-12 else g  # the loss is convex in 1/T, not always in log T: fall back to gradient
+        step = (g / h if h > 1e-12 else g).detach()  # the loss is convex in 1/T, not always in log T: fall back to gradient
         with torch.no_grad():
             log_t -= step.clamp(-1.0, 1.0)
-            log_t.clamp_(math.log(1e-2), math.log(1e3))
+            log_t.clamp_(math.log(min_t), math.log(1e3))
         if abs(float(step)) < 1e-8:
             break
     return float(torch.exp(log_t.detach()))

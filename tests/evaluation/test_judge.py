@@ -9,7 +9,7 @@ import torch
 
 from audiodiff.data.manifest import read_manifest
 from audiodiff.evaluation import embeddings as E
-from audiodiff.evaluation.judge import Judge, JudgeError, fit_length, load_clips, train_judge
+from audiodiff.evaluation.judge import Judge, JudgeError, fit_length, fit_temperature, load_clips, train_judge
 from audiodiff.evaluation.metrics import frechet_distance_features
 
 pytestmark = pytest.mark.slow  # one judge training on real digits (~10 s of CPU), shared by the module
@@ -74,6 +74,7 @@ def test_save_load_round_trip_is_identical(trained, tmp_path):
     assert (out / "judge.safetensors").is_file() and (out / "judge.json").is_file()
     cfg = json.loads((out / "judge.json").read_text())
     assert cfg["labels"] == list(range(10)) and cfg["mel"]["sample_rate"] == 8000
+    assert cfg["temperature"] == judge.temperature >= 1.0
     loaded = Judge.load(out)
     audio = _batch(judge, valid[:16])
     assert torch.equal(loaded.predict_proba(audio), judge.predict_proba(audio))
@@ -147,3 +148,15 @@ def test_bad_inputs_raise(trained, tmp_path):
         train_judge(valid[:10], "digit", None, sample_rate=8000, epochs=1)
     with pytest.raises(JudgeError, match="judge.json is missing"):
         Judge.load(tmp_path)
+
+
+@pytest.mark.parametrize("t0", [1.5, 4.0])
+def test_fit_temperature_recovers_the_temperature_that_generated_the_labels(t0):
+    g = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(20000, 5, generator=g)
+    targets = torch.multinomial((logits / t0).softmax(-1), 1, generator=g)[:, 0]
+    assert fit_temperature(logits, targets) == pytest.approx(t0, rel=0.05)
+    # labels drawn from sharper probabilities than the logits say: never sharpened below 1
+    sharp = torch.multinomial((logits / 0.5).softmax(-1), 1, generator=g)[:, 0]
+    assert fit_temperature(logits, sharp) == pytest.approx(1.0)
+    assert fit_temperature(logits, sharp, min_t=0.1) == pytest.approx(0.5, rel=0.05)
