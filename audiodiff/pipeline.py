@@ -71,8 +71,11 @@ class Generated:
         fig, axes = plt.subplots(len(indices), 1, figsize=(6, 2.2 * len(indices)), squeeze=False)
         for ax, i in zip(axes[:, 0], indices):
             y = self.audio[i, 0].float().cpu().numpy()
-            S = librosa.feature.melspectrogram(y=y, sr=self.sample_rate, n_fft=1024, hop_length=128, n_mels=80)
-            librosa.display.specshow(librosa.power_to_db(S, ref=np.max), sr=self.sample_rate, hop_length=128,
+            n_fft = int(min(1024, 2 ** np.floor(np.log2(max(len(y), 64)))))  # short clips get a shorter window
+            hop = n_fft // 8
+            S = librosa.feature.melspectrogram(y=y, sr=self.sample_rate, n_fft=n_fft, hop_length=hop,
+                                               n_mels=min(80, n_fft // 8))
+            librosa.display.specshow(librosa.power_to_db(S, ref=np.max), sr=self.sample_rate, hop_length=hop,
                                      x_axis="time", y_axis="mel", ax=ax)
             asked = self.items[i] if i < len(self.items) else {}
             ax.set_title(", ".join(f"{k}={v}" for k, v in asked.items()) or f"item {i}", fontsize=8)

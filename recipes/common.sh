@@ -1,22 +1,10 @@
 # Shared stage driver for the manifest recipes. A recipe's run.sh sets:
 #   NAME (experiment), DATA (folder of the recordings), LABELS (generate list), LABEL_FIELD (judge; optional)
 # and sources this file. Usage: run.sh [--stage N] [--stop-stage M] [key=value training overrides ...]
-set -euo pipefail
-stage=1; stop_stage=4; extra=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    *) extra+=("$1"); shift ;;
-  esac
-done
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-cd ..
+source "$(dirname "${BASH_SOURCE[0]}")/args.sh"
 RUN=${RUN:-runs/$NAME}
 OUT=${OUT:-$RUN/samples}
 MANIFEST=${MANIFEST:-$RUN/data/manifest.jsonl}
-AD="python -m audiodiff"
-t0=$(date +%s)
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: prepare $MANIFEST from $DATA"
   python "recipes/$NAME/prepare.py" "$DATA" "$MANIFEST"

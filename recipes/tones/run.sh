@@ -3,21 +3,10 @@
 #   bash recipes/tones/run.sh [--stage N] [--stop-stage M] [key=value training overrides ...]
 # Stages: 1 prepare (nothing to fetch: notes are rendered on the fly; writes reference notes)
 #         2 train a pitch-conditioned waveform model   3 generate one note per pitch   4 evaluate pitch (pYIN)
-set -euo pipefail
-stage=1; stop_stage=4; extra=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    *) extra+=("$1"); shift ;;
-  esac
-done
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../args.sh"
 RUN=${RUN:-runs/tones}
 OUT=${OUT:-samples/demo}
 PITCHES="[60,61,62,63,64,65,66,67,68,69,70,71,72]"
-AD="python -m audiodiff"
-t0=$(date +%s)
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: prepare (reference notes from audiodiff.data.synth)"

@@ -164,3 +164,15 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert ck["step"] == 2
     assert isinstance(ck["train_state"]["rng"], list) and len(ck["train_state"]["rng"]) == 2
     assert len(losses(run)) == 2
+
+
+def test_tensorboard_gets_scalars_audio_and_spectrogram(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = loop.train(tiny_cfg(tmp_path / "tb", steps=2, sample_every=2, sample_steps=2, log_every=1))
+    acc = EventAccumulator(str(run / "tensorboard"), size_guidance={"audio": 0, "images": 0, "scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert {"train/loss", "train/lr", "train/grad_norm"} <= set(tags["scalars"])
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]
+    assert "sample/0" in tags["audio"] and "sample/spectrogram" in tags["images"]
