@@ -110,14 +110,19 @@ def bench_train(label, model, loss_fn, audio_samples, dev, args, params):
     with torch.autocast(dev.type, dtype=torch.bfloat16):
         loss = loss_fn()
     loss.backward()
-    finite = bool(torch.isfinite(loss)) and all(torch.isfinite(p.grad).all() for p in model.parameters()
+    finite = bool(torch.isfinite(loss)) and all(bool(torch.isfinite(p.grad).all()) for p in model.parameters()
                                                 if p.grad is not None)
     fl = flops_of(lambda: loss_fn().backward())
     opt.zero_grad(set_to_none=True)
-    dt = timed(step, dev, args.warmup, args.iters)
+    for _ in range(args.warmup):
+        step()
+    sync(dev)
+    mem_first = peak_gb(dev)        # as peers_gpu.py reports it: includes cuDNN's algorithm search
+    reset_peak(dev)
+    dt = timed(step, dev, 0, args.iters)
     r = dict(net=label, what="train_step", params_M=round(params / 1e6, 2), step_s=sig(dt, 4),
              audio_s_per_s=sig(audio_samples / SR / dt), tflops=sig(fl / dt / 1e12),
-             tflop_per_step=sig(fl / 1e12), mem_GB=peak_gb(dev), finite=finite)
+             tflop_per_step=sig(fl / 1e12), mem_GB=peak_gb(dev), mem_GB_incl_warmup=mem_first, finite=finite)
     del opt
     return r
 
@@ -216,7 +221,12 @@ def target_flops(names, peers):
                 net = make()
                 one_d = label.startswith("unet1d") or label.startswith("audio-diffusion")
                 x = torch.randn(B, 1, L) if one_d else torch.randn(B, 1, H, W)
-                with FlopCounterMode(display=False) as fc:
+                saved = {}
+
+                def pack(t):
+                    saved[id(t)] = t.numel() * t.element_size()
+                    return t
+                with FlopCounterMode(display=False) as fc, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
                     if label.startswith("audio-diffusion"):
                         net(x).backward()
                     elif label.startswith("diffusers"):
@@ -226,7 +236,8 @@ def target_flops(names, peers):
             audio = B * (L if one_d else W * MEL_HOP) / SR
             rows.append(dict(net=label, what="target_flops", params_M=round(nparams(net) / 1e6, 2),
                              tflop_per_step=sig(fc.get_total_flops() / 1e12),
-                             gflop_per_audio_s=sig(fc.get_total_flops() / 1e9 / audio)))
+                             gflop_per_audio_s=sig(fc.get_total_flops() / 1e9 / audio),
+                             saved_GB_fp32=sig(sum(saved.values()) / 1e9)))
         except Exception:
             rows.append(dict(net=label, what="target_flops", error=traceback.format_exc()[-400:]))
     peer_of = {"unet1d": "audio-diffusion", "unet2d": "diffusers"}
@@ -235,6 +246,7 @@ def target_flops(names, peers):
         if peer and "error" not in r:
             r["flops_vs_peer"] = sig(r["tflop_per_step"] / peer[0]["tflop_per_step"])
             r["params_vs_peer"] = sig(r["params_M"] / peer[0]["params_M"])
+            r["saved_vs_peer"] = sig(r["saved_GB_fp32"] / peer[0]["saved_GB_fp32"])
     return rows
 
 
@@ -252,6 +264,7 @@ def ratios(results):
                 row["train_speedup"] = sig(t["audio_s_per_s"] / pt[0]["audio_s_per_s"])
                 if t["mem_GB"] and pt[0]["mem_GB"]:
                     row["train_mem_fraction"] = sig(t["mem_GB"] / pt[0]["mem_GB"])
+                    row["train_mem_fraction_incl_warmup"] = sig(t["mem_GB_incl_warmup"] / pt[0]["mem_GB_incl_warmup"])
             s = [r for r in get(ours_pre, "sample") if r["net"] == t["net"]]
             if ps and s:
                 row["sample_speedup_per_nfe"] = sig(ps[0]["ms_per_nfe"] / s[0]["ms_per_nfe"])
@@ -260,18 +273,31 @@ def ratios(results):
     return rows
 
 
+TABLES = {
+    "train_step": ["params_M", "step_s", "audio_s_per_s", "tflops", "tflop_per_step", "mem_GB", "mem_GB_incl_warmup",
+                   "finite"],
+    "sample": ["nfe", "ms_per_nfe", "x_realtime", "mem_GB"],
+    "ratio": ["vs", "train_speedup", "train_mem_fraction", "train_mem_fraction_incl_warmup", "sample_speedup_per_nfe"],
+    "target_flops": ["params_M", "tflop_per_step", "gflop_per_audio_s", "saved_GB_fp32", "params_vs_peer",
+                     "flops_vs_peer", "saved_vs_peer"],
+}
+
+
 def table(results):
-    cols = ["net", "what", "params_M", "step_s", "audio_s_per_s", "tflops", "tflop_per_step", "mem_GB", "finite",
-            "ms_per_nfe", "gflop_per_audio_s", "flops_vs_peer", "params_vs_peer", "train_speedup", "train_mem_fraction", "sample_speedup_per_nfe"]
-    used = [c for c in cols if any(c in r for r in results)]
-    w = {c: max(len(c), *(len(str(r.get(c, "-"))) for r in results)) for c in used}
-    lines = ["  ".join(c.ljust(w[c]) for c in used)]
-    for r in results:
-        if "error" in r:
-            lines.append(f"{r['net']}: ERROR {r['error'].strip().splitlines()[-1]}")
-        else:
-            lines.append("  ".join(str(r.get(c, "-") if r.get(c) is not None else "-").ljust(w[c]) for c in used))
-    return "\n".join(lines)
+    """One text table per kind of row (train_step, sample, ratio, target_flops), then the errors."""
+    out = []
+    for what, cols in TABLES.items():
+        rows = [r for r in results if r.get("what") == what]
+        if not rows:
+            continue
+        cols = ["net"] + [c for c in cols if any(c in r for r in rows)]
+        cell = lambda r, c: "-" if r.get(c) is None else str(r[c])
+        w = {c: max(len(c), *(len(cell(r, c)) for r in rows)) for c in cols}
+        out += [f"[{what}]", "  ".join(c.ljust(w[c]) for c in cols)]
+        out += ["  ".join(cell(r, c).ljust(w[c]) for c in cols) for r in rows]
+        out.append("")
+    out += [f"{r['net']}: ERROR {r['error'].strip().splitlines()[-1]}" for r in results if "error" in r]
+    return "\n".join(out)
 
 
 def main(argv=None):

@@ -38,7 +38,7 @@ TRAIN_DEFAULTS = {
     "ema_decay": 0.999, "ckpt_every": 500, "keep_checkpoints": 3, "log_every": 10,
     "sample_every": 0, "sample_steps": 25, "num_workers": 0, "precision": "auto",
     "max_bad_steps": 5, "device": "auto", "compile": False, "resume": True, "progress": True,
-    "init_from": None, "lora": None, "seed": 0,
+    "init_from": None, "lora": None, "seed": 0, "max_seconds": None,
 }
 
 
@@ -352,7 +352,10 @@ def train(cfg) -> Path:
                         writer.add_scalar("train/audio_seconds_per_second", rate, step)
                 if t["sample_every"] and step % t["sample_every"] == 0 and writer:
                     _log_samples(writer, ema.model, cfg, meta, melspec, device, step)
-            if step % t["ckpt_every"] == 0 or step == t["steps"]:
+            out_of_time = bool(t["max_seconds"]) and time.perf_counter() - t0 > t["max_seconds"]
+            if out_of_time and world > 1:  # every rank must stop at the same step
+                out_of_time = bool(dist_utils.all_reduce_mean(torch.tensor(float(out_of_time), device=device)) > 0)
+            if step % t["ckpt_every"] == 0 or step == t["steps"] or out_of_time:
                 rngs = _gather_rng(rng_state(noise_gen), world)
                 if main:
                     save_checkpoint(
@@ -361,6 +364,11 @@ def train(cfg) -> Path:
                          "ema_updates": ema.num_updates, "rng": rngs},
                         mel=melspec, meta=meta, keep=t["keep_checkpoints"])
                 dist_utils.barrier()
+            if out_of_time:
+                if main:
+                    log.info("train.max_seconds=%s reached: stopped at step %d of %d (re-run to continue)",
+                             t["max_seconds"], step, t["steps"])
+                break
     finally:
         bar.close()
         if metrics_file:

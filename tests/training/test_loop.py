@@ -176,3 +176,10 @@ def test_tensorboard_gets_scalars_audio_and_spectrogram(tmp_path):
     assert {"train/loss", "train/lr", "train/grad_norm"} <= set(tags["scalars"])
     assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]
     assert "sample/0" in tags["audio"] and "sample/spectrogram" in tags["images"]
+
+
+def test_max_seconds_stops_with_a_checkpoint_and_rerun_continues(tmp_path):
+    run = loop.train(tiny_cfg(tmp_path / "t", steps=4, max_seconds=1e-9, ckpt_every=100))
+    assert [int(c.name) for c in list_checkpoints(run)] == [1]
+    loop.train(tiny_cfg(tmp_path / "t", steps=4, ckpt_every=100))
+    assert int(resolve(run).name) == 4 and sorted(losses(run)) == [1, 2, 3, 4]
