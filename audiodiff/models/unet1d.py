@@ -1,4 +1,4 @@
-"""Waveform denoiser: a patched 1-D residual U-Net (ADM/EDM blocks; patching as in Hoogeboom et al. 2023, "simple diffusion").
+"""Waveform denoiser: a patched 1-D residual U-Net (ADM/EDM blocks; patching as in Hoogeboom et al. 2023).
 
 Why it is shaped this way (the GPU target is bf16 training on 16 x 65,536-sample clips):
 
@@ -19,7 +19,6 @@ Depth and size are kept comparable to UNetV0 (see configs/model/unet1d_large.yam
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch

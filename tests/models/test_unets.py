@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from audiodiff import models
 from audiodiff.models import UNet1D, UNet2D, build, load_preset
 from audiodiff.models.layers import ConditionEmbedding, sinusoidal_features
 
@@ -172,8 +171,10 @@ def test_bad_conditions_raise(kwargs, match):
 def test_conditions_on_unconditional_net_raise():
     net = build(TINY1D)
     x, c = torch.randn(2, 1, 32), torch.zeros(2)
-    for kw, match in [(dict(labels=torch.tensor([0, 1])), "num_classes=0"), (dict(pitch=torch.ones(2)), "pitch=False"),
-                      (dict(vector=torch.ones(2, 3)), "vector_dim=0"), (dict(local=torch.ones(2, 4, 3)), "local_channels=0")]:
+    for kw, match in [(dict(labels=torch.tensor([0, 1])), "num_classes=0"),
+                      (dict(pitch=torch.ones(2)), "pitch=False"),
+                      (dict(vector=torch.ones(2, 3)), "vector_dim=0"),
+                      (dict(local=torch.ones(2, 4, 3)), "local_channels=0")]:
         with pytest.raises(ValueError, match=match):
             net(x, c, **kw)
     with pytest.raises(ValueError, match="pass local"):

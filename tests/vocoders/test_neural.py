@@ -1,7 +1,6 @@
 """Vocos-style neural vocoder: the iSTFT head against torch.istft, discriminator shapes, overfitting one clip."""
 import math
 
-import pytest
 import torch
 
 from audiodiff import audio

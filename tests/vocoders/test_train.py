@@ -78,3 +78,16 @@ def test_diffusion_vocoder_trains_with_the_denoiser_loss(shared_data, tmp_path):
     voc = vocoders.load_vocoder(tmp_path / "diff")
     assert isinstance(voc, vocoders.vocoder_class("diffusion"))
     assert voc(voc.mel(torch.randn(1, 640) * 0.1)).shape == (1, 1, 11 * 64)
+
+
+def test_gan_losses_closed_forms():
+    from audiodiff.vocoders.train import discriminator_hinge, feature_matching, generator_hinge
+
+    real = [(torch.tensor([[2.0, 0.5]]), [torch.ones(1, 3)]), (torch.tensor([[1.0]]), [torch.zeros(2)])]
+    fake = [(torch.tensor([[-0.5, -2.0]]), [torch.zeros(1, 3)]), (torch.tensor([[0.0]]), [torch.ones(2)])]
+    # D: mean(relu(1 - r)) + mean(relu(1 + f)) per discriminator, averaged: ((0.25 + 0.25) + (0 + 1)) / 2
+    assert float(discriminator_hinge(real, fake)) == pytest.approx(0.75)
+    # G: mean(relu(1 - f)): (2.25 + 1) / 2
+    assert float(generator_hinge(fake)) == pytest.approx(1.625)
+    # feature matching: mean |real - fake| per map, averaged over maps: (1 + 1) / 2
+    assert float(feature_matching(real, fake)) == pytest.approx(1.0)
