@@ -81,6 +81,26 @@ class ManifestReport:
 
 
 # --------------------------------------------------------------------------- JSONL I/O
+def iter_jsonl(path):
+    """Yield `(where, object)` for each non-empty line of a JSONL file (`where` = "file:line").
+
+    Raises :class:`ManifestError` naming the file and line for invalid JSON or a line that is not an object.
+    """
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ManifestError(f"{where}: not valid JSON ({err.msg})") from None
+            if not isinstance(e, dict):
+                raise ManifestError(f"{where}: expected a JSON object, got {type(e).__name__}")
+            yield where, e
+
+
 def read_manifest(path) -> list[dict]:
     """Read a JSONL manifest; return its entries with `path` resolved to an absolute string.
 
@@ -95,22 +115,11 @@ def read_manifest(path) -> list[dict]:
         raise ManifestError(f"manifest {path} does not exist")
     root = path.resolve().parent
     entries = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                e = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ManifestError(f"{where}: not valid JSON ({err.msg})") from None
-            if not isinstance(e, dict):
-                raise ManifestError(f"{where}: expected a JSON object, got {type(e).__name__}")
-            _check_entry(e, where)
-            p = Path(e["path"])
-            e["path"] = str(p if p.is_absolute() else (root / p))
-            entries.append(e)
+    for where, e in iter_jsonl(path):
+        _check_entry(e, where)
+        p = Path(e["path"])
+        e["path"] = str(p if p.is_absolute() else (root / p))
+        entries.append(e)
     seen: dict[str, int] = {}
     for e in entries:
         seen[e["path"]] = seen.get(e["path"], 0) + 1

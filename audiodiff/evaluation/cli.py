@@ -122,23 +122,17 @@ def read_generated(folder) -> list[dict]:
         raise FileNotFoundError(f"generated folder {folder} does not exist or is not a folder")
     manifest = folder / GENERATED_MANIFEST
     if manifest.is_file():
+        from ..data.manifest import iter_jsonl
+
         entries = []
-        with open(manifest, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                where = f"{manifest}:{lineno}"
-                try:
-                    e = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
-                if not isinstance(e, dict) or not isinstance(e.get("path"), str):
-                    raise ValueError(f"{where}: each line must be a JSON object with a string 'path'")
-                p = Path(e["path"])
-                p = p if p.is_absolute() else folder / p
-                if not p.is_file():
-                    raise FileNotFoundError(f"{where}: {p} does not exist")
-                entries.append({**e, "path": str(p.resolve())})
+        for where, e in iter_jsonl(manifest):
+            if not isinstance(e.get("path"), str):
+                raise ValueError(f"{where}: each line must be a JSON object with a string 'path'")
+            p = Path(e["path"])
+            p = p if p.is_absolute() else folder / p
+            if not p.is_file():
+                raise FileNotFoundError(f"{where}: {p} does not exist")
+            entries.append({**e, "path": str(p.resolve())})
         if not entries:
             raise ValueError(f"{manifest} lists no files")
         listed = {e["path"] for e in entries}

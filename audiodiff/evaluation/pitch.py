@@ -164,9 +164,6 @@ def plot_pitch_scatter(result: dict, path, title: str = "pitch: asked vs. estima
     ax.set_ylabel("estimated pitch (MIDI)")
     ax.set_title(f"{title}\naccuracy {result['accuracy']:.1%} (n={result['n']})", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    from .report import save_figure
+
+    return save_figure(fig, path)

@@ -140,6 +140,13 @@ def spectrogram_grid(clips: Sequence, sample_rate: int, path, titles: Sequence[s
         ax.tick_params(labelsize=6)
         if titles is not None and i < len(titles):
             ax.set_title(str(titles[i]), fontsize=8)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path) -> Path:
+    """Lay out `fig`, write it to `path` (creating folders) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
