@@ -139,25 +139,12 @@ def heun(denoiser, x, sigmas, generator=None, callback=None, progress=True, s_ch
 
 
 def dpmpp_2m(denoiser, x, sigmas, generator=None, callback=None, progress=True, **cond) -> torch.Tensor:
-    """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2): multistep 2nd-order solver in t = -log(sigma)."""
-    old = None
-    h_last = None
-    for i in _steps(sigmas, progress, "dpmpp_2m"):
-        s, s_next = sigmas[i], sigmas[i + 1]
-        denoised = _denoise(denoiser, x, s, cond)
-        _cb(callback, i, x, s, s_next, denoised)
-        if s_next == 0:
-            x = denoised
-            break
-        h = torch.log(s) - torch.log(s_next)
-        if old is None:
-            d = denoised
-        else:
-            r = h_last / h
-            d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old
-        x = (s_next / s) * x - torch.expm1(-h) * d
-        old, h_last = denoised, h
-    return x
+    """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2): multistep 2nd-order solver in t = -log(sigma).
+
+    It is the SDE solver below with eta = 0 (its data-prediction update is then exactly 2M's), so one
+    implementation serves both.
+    """
+    return _dpmpp_2m(denoiser, x, sigmas, generator, callback, progress, 0.0, 1.0, "dpmpp_2m", cond)
 
 
 def dpmpp_2m_sde(denoiser, x, sigmas, generator=None, callback=None, progress=True, eta: float = 1.0,
@@ -165,9 +152,13 @@ def dpmpp_2m_sde(denoiser, x, sigmas, generator=None, callback=None, progress=Tr
     """DPM-Solver++(2M) SDE (Lu et al. 2022), midpoint variant; `eta = 0` is the ODE solver's data form."""
     if eta < 0:
         raise SamplerError(f"dpmpp_2m_sde eta must be >= 0; got {eta}")
+    return _dpmpp_2m(denoiser, x, sigmas, generator, callback, progress, eta, s_noise, "dpmpp_2m_sde", cond)
+
+
+def _dpmpp_2m(denoiser, x, sigmas, generator, callback, progress, eta, s_noise, desc, cond):
     old = None
     h_last = None
-    for i in _steps(sigmas, progress, "dpmpp_2m_sde"):
+    for i in _steps(sigmas, progress, desc):
         s, s_next = sigmas[i], sigmas[i + 1]
         denoised = _denoise(denoiser, x, s, cond)
         _cb(callback, i, x, s, s_next, denoised)
