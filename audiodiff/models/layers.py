@@ -182,7 +182,10 @@ class ConditionEmbedding(nn.Module):
                 if labels.shape != (B,) or labels.dtype not in (torch.int32, torch.int64):
                     raise ValueError(f"labels must be a (B,)=({B},) integer tensor, got {tuple(labels.shape)} "
                                      f"{labels.dtype}")
-                if not torch.compiler.is_compiling() and labels.numel() and (
+                # The range check reads the tensor on the host: on CUDA that is a device sync every forward, so it
+                # runs on CPU tensors only; on the GPU the Vocabulary (data) and Pipeline (generation) have already
+                # checked every label against the allowed values before it reaches the network.
+                if not torch.compiler.is_compiling() and labels.device.type == "cpu" and labels.numel() and (
                         int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
                     raise ValueError(f"labels must lie in [0, {self.num_classes}), got min {int(labels.min())} "
                                      f"max {int(labels.max())}")

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -300,7 +301,7 @@ def train(cfg) -> Path:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=t["steps"], initial=step, disable=not (main and t["progress"]), desc=f"train {run_dir.name}",
-               dynamic_ncols=True)
+               dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)  # quiet in log files
     metrics_file = open(run_dir / "metrics.jsonl", "a") if main else None
     t0, audio_seconds = time.perf_counter(), 0.0
     try:
