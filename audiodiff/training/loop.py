@@ -112,30 +112,37 @@ class BatchOrder:
             yield chunk[self.rank::self.world]
 
 
-class _FixedBatches(torch.utils.data.Sampler):
-    def __init__(self, batches):
-        self.batches = list(batches)
+class _EndlessBatches(torch.utils.data.Sampler):
+    """Batches of `(epoch, index)` pairs from `(epoch, start)` on, forever.
+
+    The datasets take `(epoch, index)` and seed their crops with it, so one DataLoader with persistent workers
+    serves the whole run: no worker restart per epoch, which dominates on small datasets.
+    """
+
+    def __init__(self, order: BatchOrder, epoch: int, start: int):
+        self.order, self.epoch, self.start = order, epoch, start
+
+    def positions(self):
+        epoch, start = self.epoch, self.start
+        while True:
+            for b, batch in enumerate(self.order.epoch_batches(epoch, start), start=start):
+                yield epoch, b, batch
+            epoch, start = epoch + 1, 0
 
     def __iter__(self):
-        return iter(self.batches)
-
-    def __len__(self):
-        return len(self.batches)
+        return ([(e, i) for i in batch] for e, _, batch in self.positions())
 
 
 def batches(dataset, order: BatchOrder, epoch: int, start: int, num_workers: int, collate):
-    """Yield `(epoch, batch_index, batch)` forever from `(epoch, start)`; crops follow `dataset.set_epoch`."""
-    while True:
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_sampler=_FixedBatches(order.epoch_batches(epoch, start)), num_workers=num_workers,
-            collate_fn=collate, persistent_workers=False, pin_memory=torch.cuda.is_available(),
-            generator=torch.Generator().manual_seed(order.seed + epoch),
-        )
-        for i, batch in enumerate(loader, start=start):
-            yield epoch, i, batch
-        epoch, start = epoch + 1, 0
+    """Yield `(epoch, batch_index, batch)` forever from `(epoch, start)`; item crops depend on (epoch, index)."""
+    sampler = _EndlessBatches(order, epoch, start)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
+        persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available(),
+        prefetch_factor=4 if num_workers > 0 else None,
+    )
+    for (e, b, _), batch in zip(sampler.positions(), loader):
+        yield e, b, batch
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -295,7 +302,10 @@ def train(cfg) -> Path:
     writer = _tensorboard(run_dir) if main else None
 
     order = BatchOrder(len(dataset), t["batch_size"], t["seed"], rank, world)
-    stream = batches(dataset, order, epoch, batch_in_epoch, t["num_workers"], collate)
+    workers = min(int(t["num_workers"]), os.cpu_count() or 1)
+    if workers < t["num_workers"] and main:
+        log.info("train.num_workers=%d lowered to %d (the CPU count)", t["num_workers"], workers)
+    stream = batches(dataset, order, epoch, batch_in_epoch, workers, collate)
     use_bf16 = device.startswith("cuda") and t["precision"] in ("auto", "bf16")
     bad_steps = 0
     from tqdm.auto import tqdm

@@ -183,3 +183,9 @@ def test_max_seconds_stops_with_a_checkpoint_and_rerun_continues(tmp_path):
     assert [int(c.name) for c in list_checkpoints(run)] == [1]
     loop.train(tiny_cfg(tmp_path / "t", steps=4, ckpt_every=100))
     assert int(resolve(run).name) == 4 and sorted(losses(run)) == [1, 2, 3, 4]
+
+
+def test_worker_processes_give_the_same_losses(tmp_path):
+    loop.train(tiny_cfg(tmp_path / "w0", steps=3, num_workers=0))
+    loop.train(tiny_cfg(tmp_path / "w2", steps=3, num_workers=2))
+    assert losses(tmp_path / "w0") == losses(tmp_path / "w2")
