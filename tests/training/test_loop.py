@@ -186,6 +186,6 @@ def test_max_seconds_stops_with_a_checkpoint_and_rerun_continues(tmp_path):
 
 
 def test_worker_processes_give_the_same_losses(tmp_path):
-    loop.train(tiny_cfg(tmp_path / "w0", steps=3, num_workers=0))
-    loop.train(tiny_cfg(tmp_path / "w2", steps=3, num_workers=2))
+    loop.train(tiny_cfg(tmp_path / "w0", steps=20, num_workers=0, ckpt_every=100))  # crosses an epoch (16 batches)
+    loop.train(tiny_cfg(tmp_path / "w2", steps=20, num_workers=2, ckpt_every=100))
     assert losses(tmp_path / "w0") == losses(tmp_path / "w2")
