@@ -17,7 +17,6 @@ Notes are deterministic given `(seed, index)`. `SynthNotes` renders on the fly (
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Mapping, Sequence
 

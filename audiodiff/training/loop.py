@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import models, objectives, schedules, samplers
+from .. import models, objectives
 from ..mel import MelSpec
 from . import distributed as dist_utils
 from .checkpoint import load_checkpoint, save_checkpoint, list_checkpoints
