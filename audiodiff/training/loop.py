@@ -92,24 +92,25 @@ def lr_at(step: int, t: dict) -> float:
 class BatchOrder:
     """Deterministic, resumable batch order: epoch e is a permutation seeded by (seed, e), cut into batches.
 
-    With several ranks each batch is split so rank r takes every world-th item. `position` =
-    (epoch, batch index) is stored in checkpoints so a resumed run continues with the next batch.
+    The permutation and its split across ranks are :class:`audiodiff.data.datasets.EpochSampler`'s (rank r takes
+    every world-th item). `position` = (epoch, batch index) is stored in checkpoints so a resumed run continues
+    with the next batch.
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        from ..data.datasets import EpochSampler
+
         if n < batch_size * world:
             raise TrainingError(f"the dataset has {n} items, fewer than one global batch ({batch_size} x {world} ranks); "
                                 "lower train.batch_size or add data")
-        self.n, self.bs, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
-        self.per_epoch = n // (batch_size * world)
+        self.sampler = EpochSampler(n, shuffle=True, seed=seed, num_replicas=world, rank=rank)
+        self.bs, self.seed = batch_size, seed
+        self.per_epoch = math.ceil(n / world) // batch_size
 
     def epoch_batches(self, epoch: int, start: int = 0):
-        g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
-        perm = torch.randperm(self.n, generator=g).tolist()
-        gb = self.bs * self.world
+        order = self.sampler.order(epoch)
         for b in range(start, self.per_epoch):
-            chunk = perm[b * gb:(b + 1) * gb]
-            yield chunk[self.rank::self.world]
+            yield order[b * self.bs:(b + 1) * self.bs]
 
 
 class _EndlessBatches(torch.utils.data.Sampler):
