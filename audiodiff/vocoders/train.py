@@ -12,7 +12,7 @@ Config (see `configs/experiment/ljspeech_vocoder.yaml`)::
 
     task: vocoder
     run_dir: runs/ljspeech_vocoder
-    data: {manifest, valid_fraction, split_seed, segment_frames, batch_size, num_workers, preload, max_items}
+    data: {manifest, valid_fraction, split_seed, segment_frames, batch_size, num_workers, max_items}
     mel: {MelSpec fields}
     vocoder: {name: neural | diffusion, ...constructor settings}
     train: {steps, device, seed, lr, betas, weight_decay, lr_schedule, lr_gamma, lr_min_ratio, warmup_steps,
@@ -35,9 +35,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from .. import audio as _audio
+from ..data.datasets import EpochSampler, WaveformDataset, collate
 from ..evaluation import vocoder_metrics as VM
 from ..mel import MelSpec
 from . import build, load_vocoder
@@ -58,7 +59,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 DATA_DEFAULTS: dict[str, Any] = {
     "valid_fraction": 0.05, "split_seed": 0, "segment_frames": 32, "batch_size": 16, "num_workers": 0,
-    "preload": False, "max_items": None, "valid_items": 4, "valid_seconds": 5.0,
+    "max_items": None, "valid_items": 4, "valid_seconds": 5.0,
 }
 DISC_DEFAULTS: dict[str, Any] = {
     "periods": [2, 3, 5, 7, 11], "mpd_channels": [32, 128, 512, 1024],
@@ -71,42 +72,13 @@ class VocoderTrainError(ValueError):
 
 
 # ---------------------------------------------------------------------------- data
-class SegmentDataset(Dataset):
-    """Random fixed-length segments `(segment,)` of the manifest's files, resampled to the mel's rate.
-
-    Clips shorter than the segment are zero-padded at the end (counted in `padded`); a random
-    offset is drawn per item from torch's RNG (so each DataLoader worker has its own stream).
-    """
-
-    def __init__(self, entries: list[dict], sample_rate: int, segment: int, preload: bool = False):
-        if not entries:
-            raise VocoderTrainError("the training manifest has no entries")
-        self.entries, self.sample_rate, self.segment = entries, int(sample_rate), int(segment)
-        self.cache = [self._load(e) for e in entries] if preload else None
-        self.padded = 0
-
-    def _load(self, e: dict) -> torch.Tensor:
-        wav, _ = _audio.load(e["path"], sample_rate=self.sample_rate, mono=True)
-        return wav[0]
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        wav = self.cache[i] if self.cache is not None else self._load(self.entries[i])
-        n = wav.shape[-1]
-        if n <= self.segment:
-            self.padded += 1
-            return F.pad(wav, (0, self.segment - n))
-        start = int(torch.randint(0, n - self.segment + 1, ()).item())
-        return wav[start:start + self.segment]
-
-
-def _loop(loader):
+def _loop(loader, sampler):
+    """`(epoch, (B, segment) waveforms)` forever; the sampler's `(epoch, index)` pairs reseed the crops each epoch."""
     epoch = 0
     while True:
+        sampler.set_epoch(epoch)
         for batch in loader:
-            yield epoch, batch
+            yield epoch, batch["audio"][:, 0]
         epoch += 1
 
 
@@ -270,14 +242,24 @@ def train_vocoder(cfg) -> Path:
         entries = entries[: int(data["max_items"])]
     train_entries, valid_entries = split_manifest(entries, float(data["valid_fraction"]), int(data["split_seed"]))
     segment = int(data["segment_frames"]) * mel.hop_length
-    ds = SegmentDataset(train_entries, mel.sample_rate, segment, preload=bool(data["preload"]))
+    # random crops (zero-padded when a clip is shorter), resampled to the mel's rate; unreadable files are
+    # reported and skipped by the dataset
+    ds = WaveformDataset(train_entries, mel.sample_rate, segment_samples=segment, random_crop=True,
+                         seed=int(t["seed"]))
+    sampler = EpochSampler(len(ds), shuffle=True, seed=int(t["seed"]))
     bs = int(data["batch_size"])
-    loader = DataLoader(ds, batch_size=bs, shuffle=True, drop_last=len(ds) >= bs,
+    loader = DataLoader(ds, batch_size=bs, sampler=sampler, drop_last=len(ds) >= bs, collate_fn=collate,
                         num_workers=int(data["num_workers"]), pin_memory=device.type == "cuda",
                         persistent_workers=int(data["num_workers"]) > 0)
     max_valid = int(float(data["valid_seconds"]) * mel.sample_rate)
-    valid_clips = [_audio.load(e["path"], sample_rate=mel.sample_rate)[0][0, :max_valid]
-                   for e in valid_entries[: int(data["valid_items"])]]
+    valid_clips = []
+    for e in valid_entries:
+        if len(valid_clips) == int(data["valid_items"]):
+            break
+        try:
+            valid_clips.append(_audio.load(e["path"], sample_rate=mel.sample_rate)[0][0, :max_valid])
+        except _audio.AudioError as err:
+            log.warning("validation: skipping unreadable file %s", err)
 
     # ---- models
     voc = build(cfg["vocoder"], mel=mel).to(device)
@@ -358,7 +340,7 @@ def train_vocoder(cfg) -> Path:
                dynamic_ncols=True)
     t0, bad_steps, running = time.time(), 0, {}
     valid_every = int(t["valid_every"] or t["ckpt_every"])
-    for epoch, wav in _loop(loader):
+    for epoch, wav in _loop(loader, sampler):
         if step >= int(t["steps"]):
             break
         wav = wav.to(device, non_blocking=True).unsqueeze(1)  # (B, 1, segment)
@@ -483,5 +465,5 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["train_vocoder", "resolve_config", "SegmentDataset", "discriminator_hinge", "generator_hinge",
+__all__ = ["train_vocoder", "resolve_config", "discriminator_hinge", "generator_hinge",
            "feature_matching", "validate", "VocoderTrainError", "VocoderError"]

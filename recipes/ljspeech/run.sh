@@ -42,7 +42,7 @@ if [ "$STAGE" -le 2 ] && [ "$STOP" -ge 2 ]; then
   if [ "$CPU" = 1 ]; then
     # small CPU run (README.md): reconstruction losses only, 2 x 3000 steps, 1 thread
     CPU_ARGS=(vocoder.dim=192 vocoder.intermediate_dim=576 vocoder.num_layers=6 data.batch_size=8
-              data.num_workers=0 data.preload=true train.lr=1e-3 train.device=cpu
+              data.num_workers=0 train.lr=1e-3 train.device=cpu
               train.loss_weights.adv=0 train.loss_weights.fm=0 train.log_every=50 train.ckpt_every=500 train.progress=false)
     OMP_NUM_THREADS=1 $PY -m audiodiff.vocoders.train configs/experiment/ljspeech_vocoder.yaml \
       run_dir="$RUN" data.manifest="$MANIFEST" data.segment_frames=32 train.steps=3000 "${CPU_ARGS[@]}"

@@ -91,3 +91,27 @@ def test_gan_losses_closed_forms():
     assert float(generator_hinge(fake)) == pytest.approx(1.625)
     # feature matching: mean |real - fake| per map, averaged over maps: (1 + 1) / 2
     assert float(feature_matching(real, fake)) == pytest.approx(1.0)
+
+
+def test_a_corrupt_file_is_reported_and_skipped_not_fatal(tmp_path, caplog):
+    import logging
+    from pathlib import Path
+
+    from audiodiff.data.manifest import read_manifest
+    from audiodiff.data.synth import write_synth_dataset
+    from audiodiff.training.checkpoint import load_checkpoint
+    from audiodiff.vocoders.train import train_vocoder
+
+    m = write_synth_dataset(tmp_path / "d", n=12, format="wav", sample_rate=8000, seconds=0.5, pitches=[60, 64],
+                            timbres=("saw",), seed=1)
+    bad = read_manifest(m)[0]["path"]
+    Path(bad).write_bytes(b"garbage" * 100)
+    cfg = {"task": "vocoder", "run_dir": str(tmp_path / "run"),
+           "data": {"manifest": str(m), "valid_fraction": 0.2, "segment_frames": 16, "batch_size": 4, "num_workers": 0},
+           "mel": {"sample_rate": 8000, "n_fft": 512, "hop_length": 128, "n_mels": 64},
+           "vocoder": {"name": "neural", "dim": 32, "intermediate_dim": 64, "num_layers": 2},
+           "train": {"steps": 4, "device": "cpu", "ckpt_every": 4, "log_every": 2, "progress": False}}
+    with caplog.at_level(logging.WARNING):
+        run = train_vocoder(cfg)
+    assert load_checkpoint(run)["step"] == 4
+    assert any(bad in r.getMessage() and "skipping" in r.getMessage() for r in caplog.records)
