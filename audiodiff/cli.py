@@ -98,7 +98,7 @@ def cmd_generate(args: list[str]) -> None:
 
     kv = _kv(args)
     allowed = {"run", "n", "seconds", "steps", "sampler", "labels", "guidance", "seed", "batch_size", "out", "plot",
-               "device", "vocoder", "use_ema"}
+               "device", "vocoder", "use_ema", "pitch"}
     unknown = sorted(set(kv) - allowed)
     if unknown or "run" not in kv:
         raise SystemExit(f"audiodiff generate: need run=<dir>; unknown keys {unknown}; allowed: {sorted(allowed)}")
@@ -106,7 +106,7 @@ def cmd_generate(args: list[str]) -> None:
                                     vocoder=kv.get("vocoder"))
     out = pipe.generate(n=int(kv.get("n", 1)), seconds=kv.get("seconds"), steps=kv.get("steps"),
                         sampler=kv.get("sampler"), labels=kv.get("labels"), guidance=kv.get("guidance"),
-                        seed=kv.get("seed", 0), batch_size=kv.get("batch_size"))
+                        seed=kv.get("seed", 0), batch_size=kv.get("batch_size"), pitch=kv.get("pitch"))
     folder = Path(kv.get("out", "samples/generated"))
     paths = out.save(folder, plot=bool(kv.get("plot", False)))
     print(f"wrote {len(paths)} files to {folder} ({out.sample_rate} Hz)")

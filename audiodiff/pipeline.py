@@ -182,35 +182,56 @@ class Pipeline:
         return (n, int(self.meta.get("channels", 1)), length)
 
     def allowed_labels(self):
-        if self.condition == "pitch":
+        conds = self.meta.get("conditions") or {}
+        allowed = []
+        if "labels" in conds:
+            allowed.append(f"labels in {list(self.vocab or [])}")
+        if "pitch" in conds:
             lo, hi = self.meta.get("pitch_range") or (0, 127)
-            return f"MIDI pitches {lo}..{hi}"
-        if self.condition == "labels":
-            return list(self.vocab or [])
-        return "none (this model is unconditional)"
+            allowed.append(f"MIDI pitches {lo}..{hi}")
+        return "; ".join(allowed) or "none (this model is unconditional)"
 
-    def _cond(self, labels, n: int) -> tuple[dict, list[dict]]:
-        if labels is None:
-            return {}, [{} for _ in range(n)]
-        labels = list(labels) if isinstance(labels, (list, tuple)) else [labels] * n
-        if len(labels) != n:
-            raise PipelineError(f"got {len(labels)} labels for n={n}; give one per item or a single one")
-        if self.condition is None:
-            raise PipelineError(f"labels={labels} given but this model takes no labels; allowed: {self.allowed_labels()}")
-        if self.condition == "pitch":
+    def _cond(self, labels, n: int, pitch=None) -> tuple[dict, list[dict]]:
+        """Network conditions and the per-item record of what was asked.
+
+        A pitch-only model takes its pitches as `labels` (the short form); a model conditioned on both a class
+        and a pitch takes class values as `labels` and MIDI pitches as `pitch`.
+        """
+        conds = self.meta.get("conditions") or {}
+        if "pitch" in conds and "labels" not in conds and pitch is None:
+            labels, pitch = None, labels
+        cond, items = {}, [{} for _ in range(n)]
+        if labels is not None:
+            if "labels" not in conds:
+                raise PipelineError(f"labels={labels} given but this model takes no class labels; "
+                                    f"allowed: {self.allowed_labels()}")
+            labels = self._per_item(labels, n, "labels")
+            vocab = list(self.vocab or [])
+            bad = [v for v in labels if v not in vocab]
+            if bad:
+                raise PipelineError(f"labels {bad} are not in the model's vocabulary; allowed: {vocab}")
+            cond["labels"] = torch.tensor([vocab.index(v) for v in labels], device=self.device)
+            for it, v in zip(items, labels):
+                it[conds["labels"]] = v
+        if pitch is not None:
+            if "pitch" not in conds:
+                raise PipelineError(f"pitch={pitch} given but this model takes no pitch; allowed: {self.allowed_labels()}")
+            pitch = self._per_item(pitch, n, "labels" if "labels" not in conds else "pitches")
             lo, hi = self.meta.get("pitch_range") or (0, 127)
-            bad = [p for p in labels if not isinstance(p, (int, float)) or not lo <= p <= hi]
+            bad = [p for p in pitch if not isinstance(p, (int, float)) or not lo <= p <= hi]
             if bad:
                 raise PipelineError(f"pitch labels {bad} are outside the model's range; allowed: MIDI pitches {lo}..{hi}")
-            return ({"pitch": torch.tensor([float(p) for p in labels], device=self.device)},
-                    [{"pitch": p} for p in labels])
-        vocab = list(self.vocab or [])
-        bad = [v for v in labels if v not in vocab]
-        if bad:
-            raise PipelineError(f"labels {bad} are not in the model's vocabulary; allowed: {vocab}")
-        field_name = (self.meta.get("conditions") or {}).get("labels", "label")
-        return ({"labels": torch.tensor([vocab.index(v) for v in labels], device=self.device)},
-                [{field_name: v} for v in labels])
+            cond["pitch"] = torch.tensor([float(p) for p in pitch], device=self.device)
+            for it, p in zip(items, pitch):
+                it["pitch"] = p
+        return cond, items
+
+    @staticmethod
+    def _per_item(values, n: int, what: str) -> list:
+        values = list(values) if isinstance(values, (list, tuple)) else [values] * n
+        if len(values) != n:
+            raise PipelineError(f"got {len(values)} {what} for n={n}; give one per item or a single one")
+        return values
 
     def _seeds(self, seed, n: int) -> list[int]:
         if seed is None:
@@ -282,7 +303,7 @@ class Pipeline:
     # ------------------------------------------------------------------ public
     def generate(self, n: int = 1, seconds: float | None = None, steps: int | None = None, sampler: str | None = None,
                  labels=None, guidance: float | None = None, seed=None, batch_size: int | None = None,
-                 progress: bool = True) -> Generated:
+                 progress: bool = True, pitch=None) -> Generated:
         """Generate `n` clips.
 
         Args:
@@ -295,6 +316,7 @@ class Pipeline:
             guidance: classifier-free guidance scale (None/1 = plain conditional sampling).
             seed: int (item k gets `seed + k`) or a list of ints (one per item).
             batch_size: generate in chunks of this size (memory); results do not depend on it.
+            pitch: MIDI pitches, for a model conditioned on both a class (`labels`) and a pitch.
         Returns:
             Generated with `.audio (n, C, T)` in [-1, 1] and `.sample_rate`.
         """
@@ -303,7 +325,7 @@ class Pipeline:
         length = self._length(seconds)
         seeds = self._seeds(seed, n)
         sigmas, method = self._sigmas(steps, sampler)
-        cond, items = self._cond(labels, n)
+        cond, items = self._cond(labels, n, pitch)
         bs = batch_size or n
         outs, mels = [], []
         for a in range(0, n, bs):

@@ -109,3 +109,18 @@ def test_mel_model_with_vocoder_and_contract_check(tmp_path):
         Pipeline.from_pretrained(run, device="cpu", vocoder=wrong)
     x = torch.sin(torch.arange(2000) / 8000 * 2 * torch.pi * 300)[None] * 0.5
     assert pipe.continue_(x, seconds=0.1, steps=2, seed=0, progress=False).audio.shape[-1] > 2000
+
+
+def test_model_with_class_and_pitch_takes_both(tmp_path):
+    cfg = tiny_cfg(tmp_path / "both", steps=2)
+    cfg["data"]["conditions"] = {"pitch": "pitch", "labels": "timbre"}
+    cfg["data"]["synth"]["timbres"] = ["sine", "square"]
+    pipe = Pipeline.from_pretrained(train(cfg), device="cpu")
+    out = pipe.generate(n=2, labels=["square", "sine"], pitch=[60, 72], steps=3, seed=0, progress=False)
+    assert out.items[0]["timbre"] == "square" and out.items[1]["pitch"] == 72
+    only_pitch = pipe.generate(n=2, pitch=[60, 72], steps=3, seed=0, progress=False)
+    assert not torch.allclose(out.audio, only_pitch.audio)  # the class changes the result
+    with pytest.raises(PipelineError, match=r"not in the model's vocabulary; allowed: \['sine', 'square'\]"):
+        pipe.generate(n=1, labels=["saw"], pitch=[60], steps=2, progress=False)
+    with pytest.raises(PipelineError, match=r"allowed: MIDI pitches 60\.\.72"):
+        pipe.generate(n=1, labels=["sine"], pitch=[90], steps=2, progress=False)
