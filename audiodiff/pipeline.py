@@ -340,7 +340,8 @@ class Pipeline:
         return Generated(torch.cat(outs), self.sample_rate, items, mel)
 
     def variation(self, audio, strength: float = 0.5, sample_rate: int | None = None, steps: int | None = None,
-                  sampler: str | None = None, labels=None, guidance=None, seed=None, progress: bool = True) -> Generated:
+                  sampler: str | None = None, labels=None, guidance=None, seed=None, progress: bool = True,
+                  pitch=None) -> Generated:
         """SDEdit (Meng et al. 2022): noise the input to the schedule point `strength` in [0, 1] and denoise.
 
         Strength 0 returns the input unchanged; 1 starts from pure noise (a fresh sample).
@@ -354,14 +355,14 @@ class Pipeline:
         n_steps = len(sigmas) - 1
         start = min(n_steps - 1, int(round((1 - strength) * n_steps)))
         sub = sigmas[start:]
-        cond, items = self._cond(labels, x0.shape[0])
+        cond, items = self._cond(labels, x0.shape[0], pitch)
         seeds = self._seeds(seed, x0.shape[0])
         x = self._run(x0.shape, seeds, sub, method, cond, guidance, progress, x_start=x0)
         return Generated(self._to_audio(x).cpu(), self.sample_rate,
                          [{**it, "strength": strength, "seed": s} for it, s in zip(items, seeds)])
 
     def inpaint(self, audio, mask, sample_rate: int | None = None, steps=None, sampler=None, labels=None,
-                guidance=None, seed=None, progress: bool = True) -> Generated:
+                guidance=None, seed=None, progress: bool = True, pitch=None) -> Generated:
         """Regenerate where `mask` is 0 and keep the input where it is 1.
 
         Args:
@@ -381,21 +382,21 @@ class Pipeline:
             m = m.reshape(*m.shape[:-1], frames, hop).amin(-1).unsqueeze(-2)  # (B, 1, 1, frames)
         if m.shape[-1] != x0.shape[-1]:
             raise PipelineError(f"mask length {m.shape[-1]} does not match the audio length {x0.shape[-1]}")
-        return self._masked(x0, m, steps, sampler, labels, guidance, seed, progress, {"task": "inpaint"})
+        return self._masked(x0, m, steps, sampler, labels, guidance, seed, progress, {"task": "inpaint"}, pitch)
 
     def continue_(self, audio, seconds: float, sample_rate: int | None = None, steps=None, sampler=None,
-                  labels=None, guidance=None, seed=None, progress: bool = True) -> Generated:
+                  labels=None, guidance=None, seed=None, progress: bool = True, pitch=None) -> Generated:
         """Continue `audio` by `seconds`: the prompt is kept and the rest generated (inpainting at the end)."""
         x0 = self._from_audio(audio, sample_rate)
         extra = self._length(seconds)
         keep = x0.shape[-1]
         x0 = torch.nn.functional.pad(x0, (0, extra))
         m = guidance_mod.continuation_mask((1,) * (x0.dim() - 1) + (x0.shape[-1],), keep, device=self.device)
-        return self._masked(x0, m, steps, sampler, labels, guidance, seed, progress, {"task": "continue"})
+        return self._masked(x0, m, steps, sampler, labels, guidance, seed, progress, {"task": "continue"}, pitch)
 
-    def _masked(self, x0, m, steps, sampler, labels, guidance, seed, progress, what):
+    def _masked(self, x0, m, steps, sampler, labels, guidance, seed, progress, what, pitch=None):
         sigmas, method = self._sigmas(steps, sampler)
-        cond, items = self._cond(labels, x0.shape[0])
+        cond, items = self._cond(labels, x0.shape[0], pitch)
         seeds = self._seeds(seed, x0.shape[0])
         m = m.expand_as(x0)
         x = self._run(x0.shape, seeds, sigmas, method, cond, guidance, progress,

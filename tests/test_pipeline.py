@@ -124,3 +124,13 @@ def test_model_with_class_and_pitch_takes_both(tmp_path):
         pipe.generate(n=1, labels=["saw"], pitch=[60], steps=2, progress=False)
     with pytest.raises(PipelineError, match=r"allowed: MIDI pitches 60\.\.72"):
         pipe.generate(n=1, labels=["sine"], pitch=[90], steps=2, progress=False)
+
+
+def test_continue_takes_class_and_pitch(tmp_path):
+    cfg = tiny_cfg(tmp_path / "both2", steps=2)
+    cfg["data"]["conditions"] = {"pitch": "pitch", "labels": "timbre"}
+    cfg["data"]["synth"]["timbres"] = ["sine", "square"]
+    pipe = Pipeline.from_pretrained(train(cfg), device="cpu")
+    x = 0.5 * torch.sin(torch.arange(800) / 8000 * 2 * torch.pi * 262)[None]
+    out = pipe.continue_(x, seconds=0.05, labels=["sine"], pitch=[60], steps=3, seed=0, progress=False)
+    assert out.audio.shape == (1, 1, 1200) and out.items[0]["timbre"] == "sine" and out.items[0]["pitch"] == 60
