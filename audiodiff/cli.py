@@ -93,7 +93,6 @@ def cmd_config(args: list[str]) -> None:
 
 
 def cmd_generate(args: list[str]) -> None:
-
     from .pipeline import Pipeline
 
     kv = _kv(args)

@@ -104,7 +104,7 @@ class BatchOrder:
             raise TrainingError(f"the dataset has {n} items, fewer than one global batch ({batch_size} x {world} ranks); "
                                 "lower train.batch_size or add data")
         self.sampler = EpochSampler(n, shuffle=True, seed=seed, num_replicas=world, rank=rank)
-        self.bs, self.seed = batch_size, seed
+        self.bs = batch_size
         self.per_epoch = math.ceil(n / world) // batch_size
 
     def epoch_batches(self, epoch: int, start: int = 0):
@@ -218,10 +218,10 @@ def train(cfg) -> Path:
         if cfg["model"] != init["meta"]["model"]:
             log.info("init_from: using the network of %s (%s)", init["dir"], init["meta"]["model"].get("name"))
         cfg["model"] = dict(init["meta"]["model"])
-        for key in ("sample_rate",):
-            if cfg["data"].get(key) != init["meta"][key]:
-                log.info("init_from: data.%s %s -> %s (the model's)", key, cfg["data"].get(key), init["meta"][key])
-                cfg["data"][key] = init["meta"][key]
+        if cfg["data"].get("sample_rate") != init["meta"]["sample_rate"]:
+            log.info("init_from: data.sample_rate %s -> %s (the model's)", cfg["data"].get("sample_rate"),
+                     init["meta"]["sample_rate"])
+            cfg["data"]["sample_rate"] = init["meta"]["sample_rate"]
 
     # ---- data
     data = build_dataset(cfg["data"], split="train", seed=t["seed"])
@@ -231,16 +231,15 @@ def train(cfg) -> Path:
 
     # ---- model, denoiser, optimizer, EMA
     net_cfg = dict(cfg["model"])
-    if info.get("num_classes") is not None and net_cfg.get("num_classes", 0) in (0, None, "auto"):
-        net_cfg["num_classes"] = info["num_classes"]
-    if "pitch" in info.get("conditions", {}):  # the data decides which conditions the network takes
-        net_cfg["pitch"] = True
-    if init is not None:
-        # keep the base network whole: a condition the new data lacks is simply dropped (null embedding)
-        net_cfg = dict(init["meta"]["model"])
-        for key, want in (("num_classes", info.get("num_classes")), ("pitch", "pitch" in info.get("conditions", {}))):
-            if want and not net_cfg.get(key):
-                raise TrainingError(f"init_from: the base network has no '{key}' conditioning but the data asks for it")
+    wants_pitch = "pitch" in info.get("conditions", {})
+    if init is None:  # the data decides which conditions the network takes
+        if info.get("num_classes") is not None and net_cfg.get("num_classes", 0) in (0, None, "auto"):
+            net_cfg["num_classes"] = info["num_classes"]
+        if wants_pitch:
+            net_cfg["pitch"] = True
+    else:  # keep the base network whole: a condition the new data lacks is simply dropped (null embedding)
+        if wants_pitch and not net_cfg.get("pitch"):
+            raise TrainingError("init_from: the base network has no 'pitch' conditioning but the data asks for it")
         if info.get("num_classes") and net_cfg.get("num_classes") != info["num_classes"]:
             raise TrainingError(f"init_from: the base network has {net_cfg.get('num_classes')} classes, the data "
                                 f"{info['num_classes']} ({info['vocab']}); fine-tune without labels or with the same ones")
@@ -365,7 +364,7 @@ def train(cfg) -> Path:
                 if t["sample_every"] and step % t["sample_every"] == 0 and writer:
                     _log_samples(writer, ema.model, cfg, meta, melspec, device, step)
             out_of_time = bool(t["max_seconds"]) and time.perf_counter() - t0 > t["max_seconds"]
-            if out_of_time and world > 1:  # every rank must stop at the same step
+            if t["max_seconds"] and world > 1:  # collective on every rank, so all stop at the same step
                 out_of_time = bool(dist_utils.all_reduce_mean(torch.tensor(float(out_of_time), device=device)) > 0)
             if step % t["ckpt_every"] == 0 or step == t["steps"] or out_of_time:
                 rngs = _gather_rng(rng_state(noise_gen), world)
