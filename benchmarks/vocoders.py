@@ -15,6 +15,14 @@ Speed: a batch of `--batch` mels of `--seconds` seconds each (real held-out audi
 `--repeats` timed calls after a warm-up; reported as seconds of audio per second of wall time.
 The GPU setting is batch 16 x 10 s; on CPU use a smaller batch (the table and JSON record what was used).
 
+Side-by-side speed (`--speed-table`, on by default): the same batch through our default vocoders (the
+trained ones when given, else freshly built from configs/vocoder/*.yaml: speed does not depend on the
+weights) and through the peers when their packages import (`--peers vocos,diffwave`), as
+../shared/device/peers_gpu.py built them: Vocos (mel-24k config, 13.5 M; fp32 as the issue measured it, and
+bf16 autocast, our neural vocoder's inference mode) and DiffWave base (C=64, 30 layers; bf16 autocast; one
+network call per step) at 6 and 50 steps, next to our diffusion vocoder at the same numbers of steps. Ratios:
+neural / Vocos fp32, diffusion / DiffWave at equal steps, Griffin-Lim / torchaudio's.
+
     python benchmarks/vocoders.py --data /work/shared/data --neural runs/ljspeech_vocoder/vocoder \
         --out benchmarks/results/vocoders.json
 """
@@ -116,6 +124,120 @@ def speed(voc, clips: list[torch.Tensor], batch: int, seconds: float, device, re
     return r
 
 
+# --------------------------------------------------------------------------- side-by-side speed
+def _peer_vocos(device, batch: int, seconds: float, bf16: bool):
+    """Vocos (mel-24k config: 100 mels, dim 512, 8 ConvNeXt layers, iSTFT 1024/256), random weights: speed only."""
+    from vocos.heads import ISTFTHead
+    from vocos.models import VocosBackbone
+
+    backbone = VocosBackbone(input_channels=100, dim=512, intermediate_dim=1536, num_layers=8).to(device).eval()
+    head = ISTFTHead(dim=512, n_fft=1024, hop_length=256, padding="same").to(device).eval()
+    sr = 24000
+    mel = torch.randn(batch, 100, int(seconds * sr / 256), device=device)
+
+    def run():
+        if bf16:   # backbone in bf16, head (iSTFT) in float32: the mode our neural vocoder runs in
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                h = backbone(mel)
+            return head(h.float())
+        return head(backbone(mel))
+    params = sum(q.numel() for m in (backbone, head) for q in m.parameters())
+    return run, mel.shape[-1] * 256 / sr * batch, params
+
+
+def _peer_diffwave(device, batch: int, seconds: float, steps: int):
+    """DiffWave base (C=64, 30 residual layers, 80 mels, hop 256, 22.05 kHz), random weights: `steps` reverse
+    DDPM steps on the training schedule's betas picked evenly (one network call each), under bf16 autocast."""
+    from diffwave.model import DiffWave
+    from diffwave.params import params
+
+    model = DiffWave(params).to(device).eval()
+    frames = int(seconds * params.sample_rate / params.hop_samples)
+    mel = torch.randn(batch, params.n_mels, frames, device=device)
+    beta = torch.tensor(params.noise_schedule, device=device)
+    abar = torch.cumprod(1 - beta, 0)
+    ts = torch.linspace(len(beta) - 1, 0, steps).round().long().tolist()
+
+    def run():
+        x = torch.randn(batch, frames * params.hop_samples, device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            for t in ts:
+                eps = model(x, mel, torch.full((batch,), t, device=device)).squeeze(1).float()
+                x = (x - beta[t] / (1 - abar[t]).sqrt() * eps) / (1 - beta[t]).sqrt()
+                if t > 0:
+                    x = x + beta[t].sqrt() * torch.randn_like(x)
+        return x
+    params_n = sum(q.numel() for q in model.parameters())
+    return run, frames * params.hop_samples / params.sample_rate * batch, params_n
+
+
+def speed_table(a, device, batch: int, loaded: list, peers: list[str]) -> list[dict]:
+    """Time ours (trained when given, else default configs) and the peers on one batch; add ratios."""
+    cfg = experiment_cfg("ljspeech_mini")
+    mel = MelSpec.from_dict(cfg["mel"])
+    entries = held_out(a.data, "ljspeech_mini", cfg, a.max_utts)
+    clips = [_audio.load(e["path"], sample_rate=mel.sample_rate)[0][0] for e in entries]
+    T = int(a.seconds * mel.sample_rate)
+    joined = torch.cat(clips)
+    wav = joined.repeat(math.ceil(T * batch / joined.numel()))[: T * batch].view(batch, T).to(device)
+    with torch.inference_mode():
+        m = mel(wav)
+    audio_s = batch * m.shape[-1] * mel.hop_length / mel.sample_rate
+
+    def ours_of(name):
+        for d, v in loaded:
+            if v.name == name and v.mel == mel:
+                return v, "trained " + Path(d).as_posix()
+        from omegaconf import OmegaConf
+        return vocoders.build(OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "vocoder" / f"{name}.yaml")),
+                              mel=mel).to(device).eval(), "untrained default config (speed only)"
+
+    cands = []   # (label, fn, audio seconds per call, params, group)
+    gl = vocoders.build({"name": "griffinlim", "n_iter": a.gl_iters, "nnls_iters": 20}, mel=mel).to(device)
+    cands.append((f"ours griffinlim-{a.gl_iters}", lambda: gl(m), audio_s, 0, "gl"))
+    tgl = TorchaudioGriffinLim(mel, a.gl_iters).to(device)
+    cands.append((f"peer torchaudio-gl-{a.gl_iters}", lambda: tgl(m), audio_s, 0, "gl"))
+    neural, how = ours_of("neural")
+    cands.append((f"ours neural ({how})", lambda: neural(m), audio_s, neural.num_parameters(), "neural"))
+    diff, how = ours_of("diffusion")
+    for k in a.diffusion_steps:
+        def run(k=k):
+            diff.steps = k
+            return diff(m)
+        cands.append((f"ours diffusion {k} steps ({how})", run, audio_s, diff.num_parameters(), f"diff{k}"))
+    if "vocos" in peers:
+        for bf16 in (False, True):
+            try:
+                fn, sec, n = _peer_vocos(device, batch, a.seconds, bf16)
+                cands.append((f"peer Vocos mel-24k {'bf16' if bf16 else 'fp32'}", fn, sec, n,
+                              "neural" if not bf16 else "vocos-bf16"))
+            except ImportError as e:
+                print(f"peer vocos skipped: {e}")
+                break
+    if "diffwave" in peers:
+        for k in a.diffusion_steps:
+            try:
+                fn, sec, n = _peer_diffwave(device, batch, a.seconds, k)
+                cands.append((f"peer DiffWave base {k} steps", fn, sec, n, f"diff{k}"))
+            except ImportError as e:
+                print(f"peer diffwave skipped: {e}")
+                break
+    rows = []
+    for label, fn, sec, n, group in cands:
+        try:
+            r = VM.real_time_factor(fn, audio_seconds=sec, repeats=a.repeats, warmup=1, device=device)
+            rows.append(dict(vocoder=label, group=group, params=n, batch=batch, audio_s=round(sec, 2), **r))
+        except Exception as e:   # a peer that fails must not lose the other rows
+            rows.append(dict(vocoder=label, group=group, error=f"{type(e).__name__}: {e}"[:300]))
+        print(json.dumps(rows[-1]), flush=True)
+    for r in rows:    # ours / the peer of its group (speed-up factor > 1: ours is faster)
+        peer = [q for q in rows if q["group"] == r["group"] and q["vocoder"].startswith("peer") and "error" not in q]
+        if r["vocoder"].startswith("ours") and peer and "error" not in r:
+            r["speedup_vs_peer"] = r["x_real_time"] / peer[0]["x_real_time"]
+            r["peer"] = peer[0]["vocoder"]
+    return rows
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -130,8 +252,15 @@ def main(argv=None) -> dict:
     p.add_argument("--max-utts", type=int, default=8)
     p.add_argument("--no-pesq", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--peers", default="vocos,diffwave", help="speed peers: comma list of vocos,diffwave or 'none'")
+    p.add_argument("--diffusion-steps", type=int, nargs="+", default=[6, 50], help="steps timed in the speed table")
+    p.add_argument("--no-speed-table", action="store_true", help="skip the side-by-side speed table")
+    p.add_argument("--no-quality", action="store_true", help="skip the held-out quality table")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
+    peers = [] if a.peers == "none" else a.peers.split(",")
+    if set(peers) - {"vocos", "diffwave"}:
+        p.error(f"unknown peer(s) {sorted(set(peers) - {'vocos', 'diffwave'})}; allowed: vocos, diffwave, none")
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
@@ -143,7 +272,7 @@ def main(argv=None) -> dict:
     results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
                "torch": torch.__version__, "speed_batch": batch, "speed_seconds": a.seconds,
                "gl_iters": a.gl_iters, "datasets": {}}
-    for ds in a.datasets:
+    for ds in ([] if a.no_quality else a.datasets):
         cfg = experiment_cfg(ds)
         entries = held_out(a.data, ds, cfg, a.max_utts)
         mel = MelSpec.from_dict(cfg["mel"])
@@ -166,15 +295,30 @@ def main(argv=None) -> dict:
             r["mrstft_vs_gl"] = r["mrstft"] / gl - 1
         results["datasets"][ds] = {"held_out": [Path(e["path"]).name for e in entries], "results": rows}
 
-    print(f"device: {results['device']}; speed: batch {batch} x {a.seconds:g} s; quality: held-out utterances")
-    head = f"{'dataset':14} {'vocoder':28} {'params':>8} {'mel L1':>7} {'MR-STFT':>8} {'vs GL':>7} {'LSD dB':>7} {'PESQ':>5} {'x real time':>12}"
-    print(head)
-    print("-" * len(head))
-    for ds, d in results["datasets"].items():
-        for name, r in d["results"].items():
-            pesq = f"{r['pesq']:.2f}" if r["pesq"] is not None else "-"
-            print(f"{ds:14} {name:28} {r['params'] / 1e6:7.2f}M {r['mel_l1']:7.3f} {r['mrstft']:8.3f} "
-                  f"{100 * r['mrstft_vs_gl']:+6.0f}% {r['lsd']:7.2f} {pesq:>5} {r['x_real_time']:12.1f}")
+    print(f"device: {results['device']}")
+    if results["datasets"]:
+        print(f"quality: held-out utterances; x real time: batch {batch} x {a.seconds:g} s")
+        head = f"{'dataset':14} {'vocoder':28} {'params':>8} {'mel L1':>7} {'MR-STFT':>8} {'vs GL':>7} {'LSD dB':>7} {'PESQ':>5} {'x real time':>12}"
+        print(head)
+        print("-" * len(head))
+        for ds, d in results["datasets"].items():
+            for name, r in d["results"].items():
+                pesq = f"{r['pesq']:.2f}" if r["pesq"] is not None else "-"
+                print(f"{ds:14} {name:28} {r['params'] / 1e6:7.2f}M {r['mel_l1']:7.3f} {r['mrstft']:8.3f} "
+                      f"{100 * r['mrstft_vs_gl']:+6.0f}% {r['lsd']:7.2f} {pesq:>5} {r['x_real_time']:12.1f}")
+    if not a.no_speed_table:
+        print(f"\nside-by-side speed: batch {batch} x {a.seconds:g} s (ljspeech contract 22.05 kHz; Vocos at its 24 kHz)")
+        rows = speed_table(a, device, batch, loaded, peers)
+        results["speed_table"] = rows
+        head = f"{'vocoder':62} {'params':>8} {'x real time':>12} {'vs peer':>8}"
+        print(head)
+        print("-" * len(head))
+        for r in rows:
+            if "error" in r:
+                print(f"{r['vocoder']:62} ERROR {r['error']}")
+                continue
+            ratio = f"{r['speedup_vs_peer']:7.2f}x" if "speedup_vs_peer" in r else ""
+            print(f"{r['vocoder']:62} {r['params'] / 1e6:7.2f}M {r['x_real_time']:12.1f} {ratio:>8}")
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(results, indent=2))
