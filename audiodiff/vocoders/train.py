@@ -17,7 +17,7 @@ Config (see `configs/experiment/ljspeech_vocoder.yaml`)::
     vocoder: {name: neural | diffusion, ...constructor settings}
     train: {steps, device, seed, lr, betas, weight_decay, lr_schedule, lr_gamma, lr_min_ratio, warmup_steps,
             grad_clip, loss_weights: {mel, mrstft, adv, fm}, mrstft_resolutions, disc_start, discriminator: {...},
-            ema_decay, amp, ckpt_every, log_every, valid_every, keep, resume, init_from}
+            ema_decay, amp, ckpt_every, log_every, valid_every, keep, resume, init_from, max_seconds}
 
 Command line (the `audiodiff train experiment=...` CLI calls the same function)::
 
@@ -56,6 +56,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "loss_weights": {"mel": 45.0, "mrstft": 1.0, "adv": 1.0, "fm": 2.0}, "mrstft_resolutions": None,
     "disc_start": 0, "discriminator": {}, "ema_decay": None, "amp": "bf16", "ckpt_every": 5000,
     "log_every": 100, "valid_every": None, "keep": 3, "resume": True, "init_from": None, "progress": True,
+    "max_seconds": None,
 }
 DATA_DEFAULTS: dict[str, Any] = {
     "valid_fraction": 0.05, "split_seed": 0, "segment_frames": 32, "batch_size": 16, "num_workers": 0,
@@ -339,6 +340,7 @@ def train_vocoder(cfg) -> Path:
     bar = tqdm(total=int(t["steps"]), initial=step, disable=not t["progress"], desc=f"vocoder:{kind}",
                dynamic_ncols=True)
     t0, bad_steps, running = time.time(), 0, {}
+    started = time.perf_counter()   # for train.max_seconds (a re-run resumes from the checkpoint written at the stop)
     valid_every = int(t["valid_every"] or t["ckpt_every"])
     for epoch, wav in _loop(loader, sampler):
         if step >= int(t["steps"]):
@@ -398,12 +400,13 @@ def train_vocoder(cfg) -> Path:
         step += 1
         bar.update(1)
         logs["loss/gen"] = loss_g.detach()
-        for k, v in logs.items():
-            running[k] = running.get(k, 0.0) + float(v)
+        for k, v in logs.items():   # summed on the device: reading them every step would stall a GPU twice a step
+            running[k] = running.get(k, 0.0) + v.detach().float()
         running["_n"] = running.get("_n", 0) + 1
-        if step % int(t["log_every"]) == 0 or step == int(t["steps"]):
+        out_of_time = bool(t["max_seconds"]) and time.perf_counter() - started > float(t["max_seconds"])
+        if step % int(t["log_every"]) == 0 or step == int(t["steps"]) or out_of_time:
             n = running.pop("_n")
-            means = {k: v / n for k, v in running.items()}
+            means = {k: float(v) / n for k, v in running.items()}
             running = {}
             means["lr"] = sched_g.get_last_lr()[0]
             means["speed/steps_per_s"] = n / max(time.time() - t0, 1e-9)
@@ -411,14 +414,20 @@ def train_vocoder(cfg) -> Path:
             for k, v in means.items():
                 writer.add_scalar(k, v, step)
             bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in means.items() if k.startswith("loss/")})
-        if valid_clips and (step % valid_every == 0 or step == int(t["steps"])):
+        if valid_clips and (step % valid_every == 0 or step == int(t["steps"]) or out_of_time):
             scores = validate(ema.model if ema is not None else voc, valid_clips, device)
             for k, v in scores.items():
                 writer.add_scalar(f"valid/{k}", v, step)
             log.info("step %d valid %s", step, scores)
             bar.write(f"step {step} valid " + " ".join(f"{k}={v:.4f}" for k, v in scores.items()))
-        if step % int(t["ckpt_every"]) == 0 or step == int(t["steps"]):
+        if step % int(t["ckpt_every"]) == 0 or step == int(t["steps"]) or out_of_time:
             checkpoint()
+        if out_of_time:
+            log.info("train.max_seconds=%s reached: stopped at step %d of %d (re-run to continue)",
+                     t["max_seconds"], step, t["steps"])
+            bar.write(f"train.max_seconds={t['max_seconds']} reached at step {step} of {t['steps']}: checkpoint "
+                      f"written; re-run to continue")
+            break
     bar.close()
     writer.close()
     final = ema.model if ema is not None else voc

@@ -68,6 +68,16 @@ def test_gan_training_checkpoints_resumes_and_fine_tunes(shared_data, tmp_path):
         train_vocoder(bad)
 
 
+def test_max_seconds_stops_with_a_checkpoint_and_a_rerun_continues(shared_data, tmp_path):
+    run = tmp_path / "run"
+    train_vocoder(_cfg(shared_data, run, steps=50, ckpt_every=50, max_seconds=1e-9))  # out of time after step 1
+    assert [p.name for p in list_checkpoints(run)] == ["000000001"]
+    assert (run / "vocoder").is_dir()            # the vocoder as it stands is exported at the stop
+    train_vocoder(_cfg(shared_data, run, steps=50, ckpt_every=50, max_seconds=1e-9))
+    ck = load_checkpoint(run)
+    assert ck["step"] == 2 and ck["train_state"]["opt_g"]["state"][0]["step"].item() == 2
+
+
 def test_diffusion_vocoder_trains_with_the_denoiser_loss(shared_data, tmp_path):
     cfg = _cfg(shared_data, tmp_path / "diff", ema_decay=0.9)
     cfg["vocoder"] = {"name": "diffusion", "steps": 2, "net": {"patch": 4, "channels": [8, 16], "factors": [1, 2],
