@@ -260,6 +260,10 @@ class Pipeline:
         noise = samplers.randn(shape, self.device, torch.float32, gens)
         if guidance is not None and self.condition is None:
             raise PipelineError("guidance needs a conditional model; this model takes no labels")
+        if guidance is not None and float(guidance) != 1.0 and not cond:
+            # guidance mixes the conditional and unconditional branches: with no condition both are the same
+            raise PipelineError(f"guidance={guidance} needs a condition to guide toward: pass labels= (and pitch= "
+                                f"for a class + pitch model); allowed: {self.allowed_labels()}")
         den = guidance_mod.cfg(self.denoiser, guidance) if cond else self.denoiser
         if wrap is not None:
             den = wrap(den)

@@ -55,6 +55,9 @@ def test_bad_requests_name_allowed_values(pipe):
         gen(pipe, n=1, sampler="bogus")
     with pytest.raises(PipelineError, match="2 labels for n=3"):
         gen(pipe, n=3, labels=[60, 61])
+    with pytest.raises(PipelineError, match=r"guidance=3.0 needs a condition.*allowed: MIDI pitches 60\.\.72"):
+        gen(pipe, n=1, guidance=3.0)     # no labels: both CFG branches would be the unconditional one
+    assert gen(pipe, n=1, guidance=1.0, seed=0).audio.shape == (1, 1, 1000)   # scale 1 is plain sampling
 
 
 def test_save_reads_back_with_rate_and_length(pipe, tmp_path):
