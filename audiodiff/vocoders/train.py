@@ -340,7 +340,7 @@ def train_vocoder(cfg) -> Path:
     bar = tqdm(total=int(t["steps"]), initial=step, disable=not t["progress"], desc=f"vocoder:{kind}",
                dynamic_ncols=True)
     t0, bad_steps, running = time.time(), 0, {}
-    started = time.perf_counter()   # for train.max_seconds (a re-run resumes from the checkpoint written at the stop)
+    started, first_step = time.perf_counter(), step   # for train.max_seconds and the closing line
     valid_every = int(t["valid_every"] or t["ckpt_every"])
     for epoch, wav in _loop(loader, sampler):
         if step >= int(t["steps"]):
@@ -430,6 +430,9 @@ def train_vocoder(cfg) -> Path:
             break
     bar.close()
     writer.close()
+    took = time.perf_counter() - started
+    bar.write(f"vocoder:{kind} trained steps {first_step}->{step} in {took:.0f} s "
+              f"({(step - first_step) / max(took, 1e-9):.2f} steps/s, batch {bs} x {segment} samples)")
     final = ema.model if ema is not None else voc
     final.save(run_dir / "vocoder")
     return run_dir
