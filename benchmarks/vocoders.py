@@ -318,7 +318,7 @@ def main(argv=None) -> dict:
                 print(f"{r['vocoder']:62} ERROR {r['error']}")
                 continue
             ratio = f"{r['speedup_vs_peer']:7.2f}x" if "speedup_vs_peer" in r else ""
-            print(f"{r['vocoder']:62} {r['params'] / 1e6:7.2f}M {r['x_real_time']:12.1f} {ratio:>8}")
+            print(f"{r['vocoder']:62} {r['params'] / 1e6:7.2f}M {r['x_real_time']:12.4g} {ratio:>8}")
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(results, indent=2))
