@@ -8,6 +8,7 @@
 #   run(command="bash benchmarks/device_run.sh", carry=[".whl", ".devdata"], kind="nvidia-h200", timeout_s=480)
 # Proof of run on a CPU (tiny shapes, same code paths, ~3 min):
 #   DRY=1 bash benchmarks/device_run.sh
+# Rerun only some steps (e.g. after a failure): STEPS="vocoder_train vocoder_quality" bash benchmarks/device_run.sh
 #
 # Steps (seconds allowed):                                                        budget
 #   0 env: GPU, torch, the two ceilings (bf16 matmul, device copy)                   30
@@ -15,6 +16,7 @@
 #   2 vocoder speed: ours vs Vocos, DiffWave, torchaudio GL; batch 16 x 10 s (6)      90
 #   3 neural vocoder, GAN on, ljspeech_mini, train.max_seconds then held-out quality  150 + 45
 #   4 data loader throughput with the host's cores (issue 4's comparison)             40
+#   5 networks again under torch.compile (inductor), ours only                       150
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -53,8 +55,11 @@ DATA=$ROOT/.devdata
 export AUDIODIFF_DATA=$DATA
 STATUS=()
 
+STEPS=${STEPS:-env networks vocoder_speed vocoder_train vocoder_quality data networks_compile}
+
 step() {  # step NAME SECONDS command...: run with a time limit, log to $OUT/NAME.log, keep going on failure
   local name=$1 limit=$2; shift 2
+  case " $STEPS " in *" $name "*) ;; *) return 0;; esac
   local t0=$SECONDS
   echo "== $name (limit ${limit}s): $*"
   timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
@@ -70,13 +75,13 @@ if [ "$DRY" = 1 ]; then
          data.num_workers=0 train.max_seconds=20 train.discriminator.mpd_channels=[4,8]
          train.discriminator.mrd_channels=4 train.device=cpu)
   DATA_ARGS=(--datasets synth --workers 0 --batches 2)
-  T_NET=300 T_VOC=300 T_TRAIN=120
+  T_NET=300 T_VOC=300 T_TRAIN=120 T_COMPILE=400
 else
   NET=(--presets unet1d_large,unet2d_base)
   VOC=(--batch 16 --seconds 10 --repeats 3 --diffusion-steps 6 8)
   TRAIN=(data.num_workers=8 train.max_seconds=150 train.log_every=50 train.ckpt_every=100000 train.valid_every=100000)
   DATA_ARGS=(--datasets fsdd,piano,synth --workers 0,4,8,16 --batches 20)
-  T_NET=200 T_VOC=90 T_TRAIN=180
+  T_NET=200 T_VOC=90 T_TRAIN=180 T_COMPILE=150
 fi
 
 step env 30 $PY - <<'PY'
@@ -95,7 +100,7 @@ if torch.cuda.is_available():
     r["copy_GB_per_s"] = round(2 * x.numel() * 4 / t(lambda: x.clone(), 20) / 1e9, 1)
 print(json.dumps(r))
 PY
-cat "$OUT/env.log"
+[ -f "$OUT/env.log" ] && cat "$OUT/env.log"
 
 step networks "$T_NET" $PY benchmarks/networks.py "${NET[@]}" --out "$OUT/networks.json"
 step vocoder_speed "$T_VOC" $PY benchmarks/vocoders.py --data "$DATA" --datasets ljspeech_mini "${VOC[@]}" \
@@ -109,15 +114,17 @@ if [ -d /tmp/device_voc/vocoder ]; then
     --neural /tmp/device_voc/vocoder --no-speed-table --no-pesq --out "$OUT/vocoder_quality.json"
 fi
 step data 40 $PY benchmarks/data.py --shared "$DATA" "${DATA_ARGS[@]}" --out "$OUT/data.json"
+step networks_compile "$T_COMPILE" $PY benchmarks/networks.py "${NET[@]}" --peers none --compile --no-target-flops \
+  --out "$OUT/networks_compile.json"
 
 echo
 echo "================ summary ================"
 printf '%s\n' "${STATUS[@]}"
-for f in networks vocoder_speed vocoder_train vocoder_quality data; do
+for f in networks vocoder_speed vocoder_train vocoder_quality data networks_compile; do
   [ -f "$OUT/$f.log" ] || continue
   echo "---- $f (tail)"
   case $f in
-    networks) sed -n '/^\[train_step\]/,$p' "$OUT/$f.log" | cut -c1-220 ;;
+    networks*) sed -n '/^\[train_step\]/,$p' "$OUT/$f.log" | cut -c1-220 ;;
     vocoder_train) grep -E "valid|max_seconds|trained steps|Error|error" "$OUT/$f.log" | tail -6 ;;
     *) tail -n 14 "$OUT/$f.log" | cut -c1-220 ;;
   esac

@@ -58,6 +58,15 @@ def flops_of(fn):
     return fc.get_total_flops()
 
 
+def matmul_ceiling(dev) -> float | None:
+    """Measured bf16 matrix rate of this GPU in TFLOP/s (8192^3 products; METHOD: measure the ceiling, not the datasheet)."""
+    if dev.type != "cuda":
+        return None
+    a, b = (torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16) for _ in range(2))
+    dt = timed(lambda: a @ b, dev, 3, 20)
+    return sig(2 * 8192 ** 3 / dt / 1e12)
+
+
 def peak_gb(dev):
     return round(torch.cuda.max_memory_allocated() / 1e9, 2) if dev.type == "cuda" else None
 
@@ -273,7 +282,7 @@ def ratios(results):
 
 
 TABLES = {
-    "train_step": ["params_M", "step_s", "audio_s_per_s", "tflops", "tflop_per_step", "mem_GB", "mem_GB_incl_warmup",
+    "train_step": ["params_M", "step_s", "audio_s_per_s", "tflops", "peak_fraction", "tflop_per_step", "mem_GB", "mem_GB_incl_warmup",
                    "finite"],
     "sample": ["nfe", "ms_per_nfe", "x_realtime", "mem_GB"],
     "ratio": ["vs", "train_speedup", "train_mem_fraction", "train_mem_fraction_incl_warmup", "sample_speedup_per_nfe"],
@@ -343,6 +352,7 @@ def main(argv=None):
     env = dict(net="env", what="env", torch=torch.__version__, device=torch.cuda.get_device_name() if gpu else "cpu",
                batch=args.batch, length=args.length, mel=list(args.mel), compile=args.compile,
                checkpointing=args.checkpointing, threads=torch.get_num_threads())
+    env["bf16_matmul_tflops"] = matmul_ceiling(dev)
     print(json.dumps(env), flush=True)
     results = []
 
@@ -364,6 +374,10 @@ def main(argv=None):
             except Exception:
                 record([dict(net=peer, what="error", error=traceback.format_exc()[-800:])])
             reset_peak(dev)
+    if env["bf16_matmul_tflops"]:   # the achieved fraction of the measured bf16 matrix rate
+        for r in results:
+            if r.get("what") == "train_step" and "tflops" in r:
+                r["peak_fraction"] = sig(r["tflops"] / env["bf16_matmul_tflops"])
     record(ratios(results))
     if not args.no_target_flops:
         record(target_flops(names, peers))
