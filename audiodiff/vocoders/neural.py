@@ -157,14 +157,21 @@ class PeriodDiscriminator(nn.Module):
         B, C, T = wav.shape
         if T % self.period:
             wav = F.pad(wav, (0, self.period - T % self.period), mode="reflect")
-        x = wav.view(B, C, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
+        return _features(self.convs, self.post, wav.view(B, C, -1, self.period))
+
+
+def _features(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run a discriminator's conv stack (leaky ReLU 0.1 after each conv, none after `post`).
+
+    Returns `(logits flattened per item, every layer's output)`: the feature maps feed the feature-matching loss.
+    """
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
         feats.append(x)
-        return x.flatten(1), feats
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -195,14 +202,7 @@ class ResolutionDiscriminator(nn.Module):
     def forward(self, wav: torch.Tensor):
         S = torch.stft(wav[:, 0].float(), self.n_fft, self.hop_length, self.win_length, self.window,
                        center=True, return_complex=True).abs()
-        x = S.transpose(1, 2).unsqueeze(1)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _features(self.convs, self.post, S.transpose(1, 2).unsqueeze(1))
 
 
 class MultiResolutionDiscriminator(nn.Module):
