@@ -52,6 +52,11 @@ class UNet1D(nn.Module):
         dropout: dropout in residual blocks.
         kernel_size: convolution kernel size (odd).
         checkpointing: recompute blocks during backward to save memory.
+        top_norm: normalisation of the first level and the output head: "group" (GroupNorm, the default, so that
+            configs stored before this option rebuild the same net) or "position" (LayerNorm over channels at
+            each position; the presets use it). With patch > 1 use "position": GroupNorm's mean over time hides
+            the frequencies k * sample_rate / patch from the net, and samples keep noise lines there
+            (layers.PositionNorm explains).
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int | None = None, patch: int = 1,
@@ -59,7 +64,7 @@ class UNet1D(nn.Module):
                  blocks: Sequence[int] = (1, 1, 1), attention: Sequence[bool] = (False, False, True),
                  head_dim: int = 64, emb_dim: int | None = None, num_classes: int = 0, pitch: bool = False,
                  vector_dim: int = 0, local_channels: int = 0, local_dim: int | None = None,
-                 dropout: float = 0.0, kernel_size: int = 3, checkpointing: bool = False):
+                 dropout: float = 0.0, kernel_size: int = 3, checkpointing: bool = False, top_norm: str = "group"):
         super().__init__()
         for name, val in (("factors", factors),):
             if any(isinstance(f, (list, tuple)) for f in val):
@@ -74,14 +79,15 @@ class UNet1D(nn.Module):
                            blocks=[int(b) for b in blocks], attention=[bool(a) for a in attention],
                            head_dim=head_dim, emb_dim=emb_dim, num_classes=num_classes, pitch=bool(pitch),
                            vector_dim=vector_dim, local_channels=local_channels, local_dim=local_dim or None,
-                           dropout=dropout, kernel_size=kernel_size, checkpointing=bool(checkpointing))
+                           dropout=dropout, kernel_size=kernel_size, checkpointing=bool(checkpointing),
+                           top_norm=top_norm)
         self.in_channels, self.out_channels, self.patch = in_channels, out_channels, int(patch)
         self.local_channels = local_channels
         self.cond = ConditionEmbedding(emb_dim, num_classes=num_classes, pitch=pitch, vector_dim=vector_dim)
         self.local_enc = LocalEncoder(local_channels, local_dim) if local_channels else None
         self.body = UNetBody(1, in_channels * self.patch, out_channels * self.patch, channels, factors, blocks,
                              attention, emb_dim, head_dim=head_dim, local_dim=local_dim, dropout=dropout,
-                             kernel_size=kernel_size, checkpointing=checkpointing)
+                             kernel_size=kernel_size, checkpointing=checkpointing, top_norm=top_norm)
         self.multiple = self.patch * self.body.multiple()[0]
 
     @property

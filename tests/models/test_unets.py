@@ -320,9 +320,10 @@ def test_condition_embedding_null_rows_are_learned():
 
 
 # ---------------------------------------------------------------------------------------- compile
-def test_compiles_fullgraph_and_matches_eager():
+@pytest.mark.parametrize("top_norm", ["group", "position"])
+def test_compiles_fullgraph_and_matches_eager(top_norm):
     """torch.compile traces the whole net (all conditions) without graph breaks; aot_eager backend."""
-    net = randomize(build({**TINY1D, **COND}))
+    net = randomize(build({**TINY1D, **COND, "top_norm": top_norm}))
     kw = {**cond_inputs(2), "drop": torch.tensor([True, False])}
     x, c = torch.randn(2, 1, 64), torch.randn(2)
     torch._dynamo.reset()
