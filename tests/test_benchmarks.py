@@ -47,3 +47,22 @@ def test_vocoder_benchmark_speed_table_without_peers(shared_data, tmp_path):
     gl = rows[0]
     assert gl["peer"] == "peer torchaudio-gl-2"
     assert gl["speedup_vs_peer"] == pytest.approx(gl["x_real_time"] / rows[1]["x_real_time"])
+
+
+def test_patch_line_measure_finds_a_line_and_not_noise(tmp_path):
+    """A tone at exactly sr / patch stands far above its band; white noise alone does not (the measure can fail)."""
+    import numpy as np
+    import soundfile as sf
+
+    lines = _module("patch_lines")
+    sr, n = 8000, 2000
+    rng = np.random.default_rng(0)
+    noise = 0.1 * rng.standard_normal(n)
+    tone = noise + 0.05 * np.sin(2 * np.pi * 1000 * np.arange(n) / sr)      # 1 kHz = 8000 / 8
+    sf.write(tmp_path / "noise.wav", noise, sr)
+    sf.write(tmp_path / "tone.wav", tone, sr)
+    with_line = lines.line_strength(tone, sr, patch=8)
+    assert [round(r["hz"]) for r in with_line] == [1000, 2000, 3000]
+    assert with_line[0]["above_db"] > 20 and with_line[1]["above_db"] < 12
+    assert max(r["above_db"] for r in lines.line_strength(noise, sr, patch=8)) < 12
+    assert lines.main([str(tmp_path / "noise.wav"), "--patch", "8"]) < 12
