@@ -488,6 +488,19 @@ class UNetBody(nn.Module):
         return self.out_conv(F.silu(self.out_norm(h)))
 
 
+class UNetShell(nn.Module):
+    """What UNet1D and UNet2D share around their `UNetBody` (`self.body`) and `self.config`: the checkpointing switch."""
+
+    @property
+    def checkpointing(self) -> bool:
+        return self.body.checkpointing
+
+    @checkpointing.setter
+    def checkpointing(self, on: bool):
+        self.body.checkpointing = bool(on)
+        self.config["checkpointing"] = bool(on)
+
+
 class LocalEncoder(nn.Module):
     """Two 3-tap convolutions over a frame-rate local condition (e.g. a mel for a diffusion vocoder, Kong et al. 2021).
 

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConditionEmbedding, LocalEncoder, UNetBody, batch_noise
+from .layers import ConditionEmbedding, LocalEncoder, UNetBody, UNetShell, batch_noise
 
 
-class UNet1D(nn.Module):
+class UNet1D(UNetShell):
     """Denoiser network for waveforms (B, C, T): patching + residual U-Net with attention and conditioning.
 
     Call: `net(x, c_noise, labels=None, pitch=None, vector=None, local=None, drop=None) -> (B, C, T)`.
@@ -89,15 +89,6 @@ class UNet1D(nn.Module):
                              attention, emb_dim, head_dim=head_dim, local_dim=local_dim, dropout=dropout,
                              kernel_size=kernel_size, checkpointing=checkpointing, top_norm=top_norm)
         self.multiple = self.patch * self.body.multiple()[0]
-
-    @property
-    def checkpointing(self) -> bool:
-        return self.body.checkpointing
-
-    @checkpointing.setter
-    def checkpointing(self, on: bool):
-        self.body.checkpointing = bool(on)
-        self.config["checkpointing"] = bool(on)
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, labels: torch.Tensor | None = None,
                 pitch: torch.Tensor | None = None, vector: torch.Tensor | None = None,

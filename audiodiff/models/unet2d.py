@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConditionEmbedding, LocalEncoder, UNetBody, _tuple, batch_noise
+from .layers import ConditionEmbedding, LocalEncoder, UNetBody, UNetShell, _tuple, batch_noise
 
 
-class UNet2D(nn.Module):
+class UNet2D(UNetShell):
     """Denoiser network for mel spectrograms (B, C, n_mels, frames): patching + residual U-Net with conditioning.
 
     Call: `net(x, c_noise, labels=None, pitch=None, vector=None, local=None, drop=None) -> x.shape`.
@@ -80,15 +80,6 @@ class UNet2D(nn.Module):
                              kernel_size=kernel_size, checkpointing=checkpointing, top_norm=top_norm)
         mh, mw = self.body.multiple()
         self.multiple = (ph * mh, pw * mw)
-
-    @property
-    def checkpointing(self) -> bool:
-        return self.body.checkpointing
-
-    @checkpointing.setter
-    def checkpointing(self, on: bool):
-        self.body.checkpointing = bool(on)
-        self.config["checkpointing"] = bool(on)
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, labels: torch.Tensor | None = None,
                 pitch: torch.Tensor | None = None, vector: torch.Tensor | None = None,
