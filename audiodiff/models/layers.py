@@ -489,7 +489,24 @@ class UNetBody(nn.Module):
 
 
 class UNetShell(nn.Module):
-    """What UNet1D and UNet2D share around their `UNetBody` (`self.body`) and `self.config`: the checkpointing switch."""
+    """What UNet1D and UNet2D share around their `UNetBody` (`self.body`), `self.config`, condition embedding
+    (`self.cond`) and optional local encoder (`self.local_enc`): the checkpointing switch and condition checks."""
+
+    def conditions(self, x, c_noise, labels, pitch, vector, local, drop):
+        """Return `(emb (B, emb_dim), local features or None)`; a missing or misshapen `local` is an error."""
+        B = x.shape[0]
+        emb = self.cond(batch_noise(c_noise, B, x.device), labels=labels, pitch=pitch, vector=vector, drop=drop)
+        if self.local_enc is None:
+            if local is not None:
+                raise ValueError("local given but this net was built with local_channels=0")
+            return emb, None
+        if local is None:
+            raise ValueError(f"this net was built with local_channels={self.local_channels}: pass local "
+                             f"(B, {self.local_channels}, frames)")
+        if local.ndim != 3 or local.shape[:2] != (B, self.local_channels) or local.shape[2] < 1:
+            raise ValueError(f"local must be (B, local_channels, frames)=({B}, {self.local_channels}, frames>=1), "
+                             f"got {tuple(local.shape)}")
+        return emb, self.local_enc(local.to(x.dtype))
 
     @property
     def checkpointing(self) -> bool:

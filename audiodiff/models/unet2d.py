@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConditionEmbedding, LocalEncoder, UNetBody, UNetShell, _tuple, batch_noise
+from .layers import ConditionEmbedding, LocalEncoder, UNetBody, UNetShell, _tuple
 
 
 class UNet2D(UNetShell):
@@ -100,18 +100,7 @@ class UNet2D(UNetShell):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"x must be (B, C={self.in_channels}, n_mels, frames), got {tuple(x.shape)}")
         B, C, H, W = x.shape
-        emb = self.cond(batch_noise(c_noise, B, x.device), labels=labels, pitch=pitch, vector=vector, drop=drop)
-        feat = None
-        if self.local_enc is not None:
-            if local is None:
-                raise ValueError(f"this net was built with local_channels={self.local_channels}: pass local "
-                                 f"(B, {self.local_channels}, frames)")
-            if local.ndim != 3 or local.shape[:2] != (B, self.local_channels) or local.shape[2] < 1:
-                raise ValueError(f"local must be (B, local_channels, frames)=({B}, {self.local_channels}, frames>=1), "
-                                 f"got {tuple(local.shape)}")
-            feat = self.local_enc(local.to(x.dtype))
-        elif local is not None:
-            raise ValueError("local given but this net was built with local_channels=0")
+        emb, feat = self.conditions(x, c_noise, labels, pitch, vector, local, drop)
         (mh, mw), (ph, pw) = self.multiple, self.patch
         Hp, Wp = -(-H // mh) * mh, -(-W // mw) * mw
         h = F.pad(x, (0, Wp - W, 0, Hp - H))
