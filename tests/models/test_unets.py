@@ -342,7 +342,7 @@ def test_inductor_compile_matches_eager():
                     "set AUDIODIFF_TEST_INDUCTOR=1 to run it")
     if shutil.which(os.environ.get("CXX", "g++")) is None:
         pytest.skip("inductor needs a C++ compiler (g++) on this machine and none was found")
-    net = randomize(build(TINY1D))
+    net = randomize(build({**TINY1D, "top_norm": "position"}))     # GroupNorm and PositionNorm (level 0, head)
     x, c = torch.randn(2, 1, 64), torch.randn(2)
     torch._dynamo.reset()
     compiled = torch.compile(net)
