@@ -44,8 +44,11 @@ mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 DRY=${DRY:-0}
 if [ -d .whl ] && [ "$DRY" = 0 ]; then
-  $PY -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl > "$OUT/install.log" 2>&1 \
-    || { echo "wheel install failed:"; tail -5 "$OUT/install.log"; }
+  if ! $PY -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl > "$OUT/install.log" 2>&1; then
+    echo "pip install of .whl failed (tail below); unpacking the wheels instead (a wheel is a zip of its files)"
+    tail -3 "$OUT/install.log"
+    for w in .whl/*.whl; do $PY -m zipfile -e "$w" /tmp/site; done
+  fi
   export PYTHONPATH=/tmp/site:$ROOT
 else
   export PYTHONPATH=${PEERS_SITE:-/tmp/peers}:$ROOT${PYTHONPATH:+:$PYTHONPATH}
