@@ -56,11 +56,11 @@ def _vocoder_experiment(args: list[str]):
     path = config_dir() / "experiment" / f"{exp}.yaml"
     if not path.exists():
         return None
-    cfg = OmegaConf.load(path)
-    if cfg.get("task") != "vocoder":
+    if OmegaConf.load(path).get("task") != "vocoder":
         return None
-    rest = [a for a in args if not a.startswith("experiment=")]
-    return OmegaConf.merge(cfg, OmegaConf.from_dotlist(rest))
+    from .vocoders.train import load_config
+
+    return load_config(path, [a for a in args if not a.startswith("experiment=")])
 
 
 def cmd_train(args: list[str]) -> None:

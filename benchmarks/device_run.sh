@@ -88,19 +88,16 @@ else
 fi
 
 step env 30 $PY - <<'PY'
-import json, time, torch
+import json, sys, torch
+sys.path.insert(0, "benchmarks")
+from networks import matmul_ceiling, timed   # the networks step reports its rows against the same ceiling
 r = {"torch": torch.__version__, "cuda": torch.cuda.is_available()}
 if torch.cuda.is_available():
+    dev = torch.device("cuda")
     r["gpu"] = torch.cuda.get_device_name()
-    a, b = (torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16) for _ in range(2))
-    x = torch.randn(2 ** 28, device="cuda")          # 1 GiB float32
-    def t(fn, n):
-        for _ in range(3): fn()
-        torch.cuda.synchronize(); s = time.perf_counter()
-        for _ in range(n): fn()
-        torch.cuda.synchronize(); return (time.perf_counter() - s) / n
-    r["bf16_matmul_tflops"] = round(2 * 8192 ** 3 / t(lambda: a @ b, 20) / 1e12, 1)
-    r["copy_GB_per_s"] = round(2 * x.numel() * 4 / t(lambda: x.clone(), 20) / 1e9, 1)
+    r["bf16_matmul_tflops"] = matmul_ceiling(dev)
+    x = torch.randn(2 ** 28, device=dev)          # 1 GiB float32: bytes read + written per copy
+    r["copy_GB_per_s"] = round(2 * x.numel() * 4 / timed(lambda: x.clone(), dev, 3, 20) / 1e9, 1)
 print(json.dumps(r))
 PY
 [ -f "$OUT/env.log" ] && cat "$OUT/env.log"

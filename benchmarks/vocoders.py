@@ -111,14 +111,17 @@ def evaluate(voc, clips: list[torch.Tensor], device, with_pesq: bool) -> dict:
     return out
 
 
-def speed(voc, clips: list[torch.Tensor], batch: int, seconds: float, device, repeats: int) -> dict:
-    sr = voc.mel.sample_rate
-    T = int(seconds * sr)
+def tiled_mels(mel: MelSpec, clips: list[torch.Tensor], batch: int, seconds: float, device) -> torch.Tensor:
+    """Mels `(batch, n_mels, frames)` of `batch` rows of `seconds` of real audio: the clips joined and tiled."""
+    T = int(seconds * mel.sample_rate)
     joined = torch.cat(clips)
-    reps = math.ceil(T * batch / joined.numel())
-    wav = joined.repeat(reps)[: T * batch].view(batch, T).to(device)
+    wav = joined.repeat(math.ceil(T * batch / joined.numel()))[: T * batch].view(batch, T).to(device)
     with torch.inference_mode():
-        mel = voc.mel(wav)
+        return mel(wav)
+
+
+def speed(voc, clips: list[torch.Tensor], batch: int, seconds: float, device, repeats: int) -> dict:
+    mel = tiled_mels(voc.mel, clips, batch, seconds, device)
     r = VM.real_time_factor(lambda: voc(mel), audio_seconds=batch * seconds, repeats=repeats, warmup=1, device=device)
     r.update(batch=batch, seconds=seconds)
     return r
@@ -177,11 +180,7 @@ def speed_table(a, device, batch: int, loaded: list, peers: list[str]) -> list[d
     mel = MelSpec.from_dict(cfg["mel"])
     entries = held_out(a.data, "ljspeech_mini", cfg, a.max_utts)
     clips = [_audio.load(e["path"], sample_rate=mel.sample_rate)[0][0] for e in entries]
-    T = int(a.seconds * mel.sample_rate)
-    joined = torch.cat(clips)
-    wav = joined.repeat(math.ceil(T * batch / joined.numel()))[: T * batch].view(batch, T).to(device)
-    with torch.inference_mode():
-        m = mel(wav)
+    m = tiled_mels(mel, clips, batch, a.seconds, device)
     audio_s = batch * m.shape[-1] * mel.hop_length / mel.sample_rate
 
     def ours_of(name):

@@ -8,6 +8,7 @@ refuses a source where most files fail. :func:`split_manifest` makes a determini
 """
 from __future__ import annotations
 
+import collections
 import csv
 import hashlib
 import json
@@ -120,10 +121,7 @@ def read_manifest(path) -> list[dict]:
         p = Path(e["path"])
         e["path"] = str(p if p.is_absolute() else (root / p))
         entries.append(e)
-    seen: dict[str, int] = {}
-    for e in entries:
-        seen[e["path"]] = seen.get(e["path"], 0) + 1
-    dups = [p for p, c in seen.items() if c > 1]
+    dups = [p for p, c in collections.Counter(e["path"] for e in entries).items() if c > 1]
     if dups:
         log.warning("manifest %s lists %d file(s) more than once (e.g. %s); each line is kept as an item",
                     path, len(dups), dups[0])

@@ -460,14 +460,19 @@ def _write_config(run_dir: Path, cfg: dict) -> None:
         OmegaConf.save(OmegaConf.create(cfg), path)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m audiodiff.vocoders.train CONFIG.yaml [key=value ...]` (OmegaConf dot-list overrides)."""
+def load_config(path, overrides=()):
+    """A vocoder experiment file (a complete config of its own) with `key=value` dot-list overrides merged in."""
     from omegaconf import OmegaConf
 
+    return OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m audiodiff.vocoders.train CONFIG.yaml [key=value ...]` (OmegaConf dot-list overrides)."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0].startswith("-"):
         raise SystemExit("usage: python -m audiodiff.vocoders.train CONFIG.yaml [key=value ...]")
-    cfg = OmegaConf.merge(OmegaConf.load(argv[0]), OmegaConf.from_dotlist(argv[1:]))
+    cfg = load_config(argv[0], argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     out = train_vocoder(cfg)
     print(f"vocoder run: {out}  (load with audiodiff.vocoders.load_vocoder('{out}/vocoder'))")
