@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 import os
 import re
+import uuid
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .errors import AudiodiffError
 
 __all__ = ["AudioError", "load", "save", "info", "resample", "to_mono", "loudness_normalize", "SUBTYPES"]
 
@@ -20,7 +23,7 @@ __all__ = ["AudioError", "load", "save", "info", "resample", "to_mono", "loudnes
 SUBTYPES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "PCM_U8")
 
 
-class AudioError(ValueError):
+class AudioError(AudiodiffError, ValueError):
     """An audio file could not be used; the message names the file and the problem."""
 
     def __init__(self, path, problem: str):
@@ -107,8 +110,10 @@ def save(path, audio, sample_rate: int, subtype: str | None = None) -> Path:
             None picks soundfile's default for the format (PCM_16 for WAV/FLAC, VORBIS for OGG,
             MPEG_LAYER_III for MP3).
     Raises:
-        AudioError: unknown format or subtype (naming the allowed ones), empty or non-finite audio, or
-            samples outside [-1, 1] for a non-float subtype (we never clip silently).
+        AudioError: unknown format or subtype (naming the allowed ones), empty or non-finite audio,
+            samples outside [-1, 1] for a non-float subtype (we never clip silently), or a failed write
+            (full disk, no permission): the file is written to a temporary name in the same folder and
+            renamed into place, so a failed save leaves no partial file (and an older file intact).
     """
     import soundfile as sf
 
@@ -136,8 +141,20 @@ def save(path, audio, sample_rate: int, subtype: str | None = None) -> Path:
         raise AudioError(path, f"peak {peak:.3f} is outside [-1, 1]; normalise or use subtype='FLOAT'")
     if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
         raise AudioError(path, f"sample_rate must be a positive integer; got {sample_rate!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), audio.T, int(sample_rate), subtype=subtype)
+    # write beside the target and rename over it: a full disk or a crash never leaves a truncated file
+    # that reads as valid, and an existing file is replaced only by a complete one
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(tmp), audio.T, int(sample_rate), subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    except Exception as e:  # OSError (ENOSPC, EACCES), soundfile's LibsndfileError / RuntimeError
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        reason = getattr(e, "strerror", None) or _short(e)
+        raise AudioError(path, f"could not be written ({reason}); no partial file was left") from e
     return path
 
 

@@ -14,13 +14,15 @@ from typing import Any
 
 import torch
 
+from .errors import AudiodiffError
+
 MEL_SCALES = ("slaney", "htk")
 NORMS = ("slaney", None)
 POWERS = (1.0, 2.0)
 PAD_MODES = ("reflect", "constant")
 
 
-class MelContractError(ValueError):
+class MelContractError(AudiodiffError, ValueError):
     """Two mel contracts differ, or a mel tensor does not fit its contract."""
 
 

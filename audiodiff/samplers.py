@@ -26,11 +26,12 @@ from typing import Callable, Sequence
 import torch
 
 from .schedules import check_sigmas
+from .errors import UsageError
 
 GeneratorArg = torch.Generator | Sequence[torch.Generator] | None
 
 
-class SamplerError(ValueError):
+class SamplerError(UsageError):
     """A sampler was called with a name or arguments it does not take."""
 
 

@@ -12,10 +12,12 @@ import numbers
 
 import torch
 
+from .errors import UsageError
+
 SCHEDULES = ("karras", "vp_linear", "vp_cosine", "exponential")
 
 
-class ScheduleError(ValueError):
+class ScheduleError(UsageError):
     """A schedule was asked for with values it cannot honour."""
 
 

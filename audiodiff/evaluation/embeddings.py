@@ -23,11 +23,13 @@ import torch
 
 from audiodiff.evaluation.metrics import frechet_distance_features
 
+from ..errors import AudiodiffError
+
 __all__ = ["Embedder", "JudgeEmbedder", "VGGishEmbedder", "CLAPEmbedder", "EMBEDDERS", "build",
            "EmbedderError", "as_clips", "embed_frechet_distance"]
 
 
-class EmbedderError(ValueError):
+class EmbedderError(AudiodiffError, ValueError):
     """An embedder cannot be built (unknown name, missing package or weights) or applied."""
 
 

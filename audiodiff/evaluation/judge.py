@@ -29,6 +29,8 @@ from torch import nn
 
 from audiodiff.mel import MelSpec
 
+from ..errors import AudiodiffError
+
 __all__ = ["JudgeNet", "Judge", "JudgeError", "default_mel", "train_judge", "load_clips", "fit_length",
            "WEIGHTS_NAME", "CONFIG_NAME", "fit_temperature"]
 
@@ -39,7 +41,7 @@ CONFIG_NAME = "judge.json"
 FORMAT_VERSION = 1
 
 
-class JudgeError(ValueError):
+class JudgeError(AudiodiffError, ValueError):
     """A judge cannot be built, trained, loaded or applied as asked; the message says why."""
 
 

@@ -14,10 +14,12 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import AudiodiffError
+
 __all__ = ["estimate_pitch", "pitch_accuracy", "plot_pitch_scatter", "PitchError"]
 
 
-class PitchError(ValueError):
+class PitchError(AudiodiffError, ValueError):
     """Bad input to pitch estimation; the message says what was expected."""
 
 

@@ -44,6 +44,7 @@ from ..mel import MelSpec
 from . import build, load_vocoder
 from .base import Vocoder, VocoderError
 from .neural import MultiPeriodDiscriminator, MultiResolutionDiscriminator
+from ..errors import AudiodiffError
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ DISC_DEFAULTS: dict[str, Any] = {
 }
 
 
-class VocoderTrainError(ValueError):
+class VocoderTrainError(AudiodiffError, ValueError):
     """The vocoder training config is missing a field or holds a value it cannot use."""
 
 
