@@ -24,11 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import models, objectives
+from .. import models, objectives, samplers, schedules
 from ..mel import MelSpec
 from . import distributed as dist_utils
-from .checkpoint import load_checkpoint, save_checkpoint, list_checkpoints
+from .checkpoint import CheckpointError, clean_run_dir, load_checkpoint, save_checkpoint, scan_checkpoints
 from .ema import EMA
+from .lock import LockHeld, RunLock, describe_holder
+from ..errors import AudiodiffError, UsageError
 
 log = logging.getLogger("audiodiff.train")
 CONDITIONS = ("labels", "pitch", "vector", "local")  # batch keys passed to the network
@@ -43,13 +45,167 @@ TRAIN_DEFAULTS = {
 }
 
 
-class TrainingError(RuntimeError):
+class TrainingError(AudiodiffError, RuntimeError):
     """Training cannot go on (repeated non-finite losses, bad config); the message says why and what to do."""
+
+
+class TrainingConfigError(TrainingError, UsageError):
+    """A setting is unknown, of the wrong type or out of range, or does not fit the run being resumed.
+
+    The message names the setting (`train.batch_size`) and the allowed values; the command line exits 2.
+    """
+
+
+class RunDirExistsError(TrainingConfigError):
+    """`train.resume=false` on a run directory that already holds checkpoints (they are never overwritten)."""
+
+
+class RunDirBusyError(TrainingError):
+    """Another live process is training into the same run directory; the message names it (pid, host, start)."""
+
+
+# Top-level keys of a training config; `task` and `name` come from configs/train.yaml (`name` makes run_dir).
+TOP_LEVEL_KEYS = ("task", "name", "run_dir", "model", "objective", "schedule", "sampler", "data", "vocoder", "train")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_device(v) -> bool:
+    if v in ("auto", "cpu", "cuda", "mps"):
+        return True
+    return isinstance(v, str) and v.startswith("cuda:") and v[5:].isdigit()
+
+
+# train.<key>: (allowed values in words, check)
+TRAIN_RULES = {
+    **{k: ("an integer >= 1", lambda v: _is_int(v) and v >= 1)
+       for k in ("steps", "batch_size", "accumulate", "ckpt_every", "log_every", "max_bad_steps", "sample_steps")},
+    **{k: ("an integer >= 0", lambda v: _is_int(v) and v >= 0) for k in ("warmup_steps", "num_workers", "seed")},
+    "sample_every": ("an integer >= 0 (0: no samples)", lambda v: _is_int(v) and v >= 0),
+    "keep_checkpoints": ("null or an integer >= 0 (null or 0 keeps every checkpoint)",
+                         lambda v: v is None or (_is_int(v) and v >= 0)),
+    "lr": ("a number > 0", lambda v: _is_num(v) and v > 0),
+    "weight_decay": ("a number >= 0", lambda v: _is_num(v) and v >= 0),
+    "min_lr_ratio": ("a number in [0, 1]", lambda v: _is_num(v) and 0 <= v <= 1),
+    "grad_clip": ("null or a number >= 0 (null or 0: no clipping)", lambda v: v is None or (_is_num(v) and v >= 0)),
+    "ema_decay": ("a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1),
+    "betas": ("a list of two numbers in [0, 1)",
+              lambda v: isinstance(v, list) and len(v) == 2 and all(_is_num(b) and 0 <= b < 1 for b in v)),
+    "precision": ("one of ['auto', 'bf16', 'fp32'] (auto: bf16 autocast on CUDA, fp32 elsewhere)",
+                  lambda v: v in ("auto", "bf16", "fp32")),
+    "device": ("one of ['auto', 'cpu', 'cuda', 'cuda:<index>', 'mps']", _is_device),
+    **{k: ("true or false", lambda v: isinstance(v, bool)) for k in ("compile", "resume", "progress")},
+    "init_from": ("null or the path of a run or checkpoint directory",
+                  lambda v: v is None or (isinstance(v, str) and v != "")),
+    "lora": ("null or a mapping with keys among ['alpha', 'rank', 'targets'] (rank an integer >= 1, alpha a number "
+             "> 0, targets a regex)",
+             lambda v: v is None or (isinstance(v, dict) and set(v) <= {"rank", "alpha", "targets"}
+                                     and (_is_int(v.get("rank", 1)) and v.get("rank", 1) >= 1)
+                                     and (_is_num(v.get("alpha", 1.0)) and v.get("alpha", 1.0) > 0)
+                                     and isinstance(v.get("targets", ""), str))),
+    "max_seconds": ("null or a number > 0", lambda v: v is None or (_is_num(v) and v > 0)),
+}
+assert set(TRAIN_RULES) == set(TRAIN_DEFAULTS), sorted(set(TRAIN_RULES) ^ set(TRAIN_DEFAULTS))
+
+
+def _bad(name: str, value, allowed) -> TrainingConfigError:
+    return TrainingConfigError(f"{name}={value!r} is not allowed; allowed: {allowed}")
+
+
+def _section(cfg: dict, key: str) -> dict:
+    value = cfg[key]
+    if not isinstance(value, dict):
+        raise _bad(key, value, "a mapping of settings (see configs/" + key + "/)")
+    return value
+
+
+def _check_keys(section: str, value: dict, allowed) -> None:
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise TrainingConfigError(f"unknown {section} settings {unknown}; allowed: {sorted(allowed)}")
+
+
+def _plain(o):
+    if isinstance(o, Path):
+        return str(o)
+    raise TrainingConfigError(f"config values must be plain (numbers, strings, lists, mappings); got a "
+                              f"{type(o).__name__}: {o!r}")
+
+
+def check_config(cfg: dict) -> None:
+    """Raise :class:`TrainingConfigError` naming the first setting that is unknown, mistyped or out of range."""
+    import inspect
+
+    unknown = sorted(set(cfg) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise TrainingConfigError(f"unknown top-level setting(s) {unknown}; allowed: {sorted(TOP_LEVEL_KEYS)}")
+    if cfg.get("task", "diffusion") != "diffusion":
+        raise _bad("task", cfg["task"], "'diffusion' (a vocoder is trained by audiodiff.vocoders.train: "
+                                        "`audiodiff train experiment=<a vocoder experiment>`)")
+    if "name" in cfg and (isinstance(cfg["name"], bool) or not isinstance(cfg["name"], (str, int))):
+        raise _bad("name", cfg["name"], "a string")
+    if not isinstance(cfg["run_dir"], str) or not cfg["run_dir"]:
+        raise _bad("run_dir", cfg["run_dir"], "the path of the run directory")
+    for key, value in cfg["train"].items():
+        allowed, ok = TRAIN_RULES[key]
+        if value == "???":  # OmegaConf's mark of a value the user must give
+            raise TrainingConfigError(f"train.{key} must be set (the config has ???); allowed: {allowed}")
+        if not ok(value):
+            raise _bad(f"train.{key}", value, allowed)
+    model = _section(cfg, "model")
+    if model.get("name") not in models.NETWORKS:
+        raise _bad("model.name", model.get("name"), sorted(models.NETWORKS))
+    net_args = [a for a in inspect.signature(models.NETWORKS[model["name"]].__init__).parameters if a != "self"]
+    _check_keys("model", {k: v for k, v in model.items() if k != "name"}, net_args)
+    _section(cfg, "data")
+    if cfg.get("vocoder") is not None and not isinstance(cfg["vocoder"], dict):
+        raise _bad("vocoder", cfg["vocoder"], "null or a mapping (see configs/vocoder/)")
+
+    obj = _section(cfg, "objective")
+    obj_args = [a for a in inspect.signature(objectives.Denoiser.__init__).parameters if a not in ("self", "net")]
+    _check_keys("objective", obj, obj_args)
+    if obj.get("parameterization", "edm") not in objectives.PARAMETERIZATIONS:
+        raise _bad("objective.parameterization", obj["parameterization"], list(objectives.PARAMETERIZATIONS))
+    if obj.get("noise_dist") is not None and obj["noise_dist"] not in objectives.NOISE_DISTRIBUTIONS:
+        raise _bad("objective.noise_dist", obj["noise_dist"], ["null", *objectives.NOISE_DISTRIBUTIONS])
+    for key, (allowed, ok) in {"sigma_data": ("a number > 0", lambda v: _is_num(v) and v > 0),
+                               "p_mean": ("a number", _is_num),
+                               "p_std": ("a number > 0", lambda v: _is_num(v) and v > 0),
+                               "num_train_steps": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+                               "cond_drop_prob": ("a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1)}.items():
+        if key in obj and not ok(obj[key]):
+            raise _bad(f"objective.{key}", obj[key], allowed)
+
+    sched = _section(cfg, "schedule")
+    if sched.get("name") not in schedules.SCHEDULES:
+        raise _bad("schedule.name", sched.get("name"), list(schedules.SCHEDULES))
+    sched_args = [a for a in inspect.signature(getattr(schedules, sched["name"])).parameters if a != "n"]
+    _check_keys("schedule", {k: v for k, v in sched.items() if k != "name"}, sched_args)
+    for key, value in sched.items():
+        if key != "name" and not _is_num(value):
+            raise _bad(f"schedule.{key}", value, "a number")
+
+    sampler = _section(cfg, "sampler")
+    _check_keys("sampler", sampler, ["method", "steps"])
+    if sampler.get("method", "dpmpp_2m") not in samplers.SAMPLERS:
+        raise _bad("sampler.method", sampler["method"], sorted(samplers.SAMPLERS))
+    if "steps" in sampler and not (_is_int(sampler["steps"]) and sampler["steps"] >= 1):
+        raise _bad("sampler.steps", sampler["steps"], "an integer >= 1")
 
 
 # ---------------------------------------------------------------------------------------------- config
 def resolve_config(cfg) -> dict:
-    """Plain-dict config with training defaults filled in (accepts a dict or an OmegaConf DictConfig)."""
+    """Plain-dict config with training defaults filled in and every setting checked (dict or OmegaConf DictConfig).
+
+    Raises:
+        TrainingConfigError: an unknown key or a value of the wrong type or range (names it, lists the allowed).
+    """
     try:
         from omegaconf import DictConfig, OmegaConf
 
@@ -57,17 +213,24 @@ def resolve_config(cfg) -> dict:
             cfg = OmegaConf.to_container(cfg, resolve=True)
     except ImportError:  # pragma: no cover - hydra is a dependency
         pass
-    cfg = json.loads(json.dumps(cfg))  # deep copy, plain values only
+    if not isinstance(cfg, dict):
+        raise TrainingConfigError(f"a training config is a mapping (run_dir, model, data, train, ...); got "
+                                  f"{type(cfg).__name__}")
+    cfg = json.loads(json.dumps(cfg, default=_plain))  # deep copy, plain values only
+    if not isinstance(cfg.get("train", {}), dict):
+        raise _bad("train", cfg["train"], "a mapping of train settings (see configs/train/default.yaml)")
     unknown = sorted(set(cfg.get("train", {})) - set(TRAIN_DEFAULTS))
     if unknown:
-        raise TrainingError(f"unknown train settings {unknown}; allowed: {sorted(TRAIN_DEFAULTS)}")
+        raise TrainingConfigError(f"unknown train settings {unknown}; allowed: {sorted(TRAIN_DEFAULTS)}")
     cfg["train"] = {**TRAIN_DEFAULTS, **cfg.get("train", {})}
     for key in ("model", "data", "run_dir"):
         if key not in cfg:
-            raise TrainingError(f"config lacks '{key}'; a training config needs model, data, run_dir (see configs/)")
+            raise TrainingConfigError(f"config lacks '{key}'; a training config needs model, data, run_dir "
+                                      "(see configs/)")
     cfg.setdefault("objective", {"parameterization": "edm"})
     cfg.setdefault("schedule", {"name": "karras", "sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0})
     cfg.setdefault("sampler", {"method": "dpmpp_2m", "steps": 25})
+    check_config(cfg)
     return cfg
 
 
@@ -195,16 +358,59 @@ def train(cfg) -> Path:
 
     `cfg` (dict or OmegaConf) holds: `run_dir`, `model` (network preset), `objective`, `schedule`, `sampler`,
     `data` (see :func:`audiodiff.data.build_dataset`), optional `vocoder` (mel models) and `train`
-    (see TRAIN_DEFAULTS). Re-running with the same `run_dir` resumes from its last checkpoint.
-    """
-    from ..data.build import build_dataset, collate  # data imports librosa; keep `import audiodiff` light
+    (see TRAIN_DEFAULTS). Re-running with the same `run_dir` resumes from its newest checkpoint; the run
+    directory is locked while it trains (`run_dir/.lock`, see :mod:`audiodiff.training.lock`).
 
+    Raises:
+        TrainingConfigError: a bad setting, `train.resume=false` on a run that has checkpoints, or a resume
+            whose model differs from the run's (a UsageError: the message names the setting and the way out).
+        RunDirBusyError: another live process is training into `run_dir`.
+        CheckpointError: the checkpoint to resume from is damaged (the message names the file).
+        TrainingError: training diverged (repeated non-finite losses).
+    """
     cfg = resolve_config(cfg)
     t = cfg["train"]
     device = pick_device(t["device"])
     rank, local_rank, world = dist_utils.setup(device)
     if device == "cuda":
         device = f"cuda:{local_rank}"
+    lock = lock_run_dir(Path(cfg["run_dir"]), rank, device)
+    try:
+        return _train(cfg, device, rank, local_rank, world)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def lock_run_dir(run_dir: Path, rank: int, device) -> RunLock | None:
+    """Rank 0 locks `run_dir` for the whole run; every rank raises :class:`RunDirBusyError` when it cannot."""
+    lock, failed = None, None
+    if rank == 0:
+        try:
+            lock = RunLock(run_dir).acquire()
+        except (LockHeld, OSError) as e:  # every rank must reach the collective below
+            failed = e
+    ok = dist_utils.all_reduce_mean(torch.tensor(0.0 if failed else 1.0, device=device))  # host sync, once
+    if float(ok) == 1.0:
+        return lock
+    if lock is not None:
+        lock.release()
+    if isinstance(failed, LockHeld):
+        raise RunDirBusyError(f"{run_dir}: another training process is writing this run "
+                              f"({describe_holder(failed.holder)}; lock file {failed.path}): wait for it to finish "
+                              "or stop it, or train into another run_dir") from None
+    if failed is not None:
+        raise TrainingError(f"{run_dir}: cannot create or lock the run directory ({failed}); choose a writable "
+                            "run_dir") from None
+    raise RunDirBusyError(f"{run_dir}: rank 0 could not lock it (another training process is writing this run, or "
+                          "the run directory is not writable)")
+
+
+def _train(cfg: dict, device: str, rank: int, local_rank: int, world: int) -> Path:
+    """The body of :func:`train`, run while `run_dir` is locked."""
+    from ..data.build import build_dataset, collate  # data imports librosa; keep `import audiodiff` light
+
+    t = cfg["train"]
     main = rank == 0
     run_dir = Path(cfg["run_dir"])
     seed_everything(t["seed"] + rank)
@@ -269,17 +475,27 @@ def train(cfg) -> Path:
         train_denoiser = torch.compile(train_denoiser)
     noise_gen = torch.Generator(device=device).manual_seed(t["seed"] * 7919 + rank)
 
-    # ---- resume
+    # ---- resume (under the lock): never overwrite a run, clear what an interrupted run left, load the newest
     step, epoch, batch_in_epoch = 0, 0, 0
-    if t["resume"] and list_checkpoints(run_dir):
+    held = [int(d.name) for d, problem in scan_checkpoints(run_dir) if problem is None or problem[0] == "damaged"]
+    if held and not t["resume"]:
+        raise RunDirExistsError(
+            f"{run_dir}: already holds checkpoints for steps {held} and train.resume=false would overwrite them; "
+            f"train into a new run_dir, or set train.resume=true to continue from step {held[-1]}")
+    if main:
+        clean_run_dir(run_dir)  # logs each removal
+    dist_utils.barrier()
+    if t["resume"] and any(problem is None or problem[0] == "damaged" for _, problem in scan_checkpoints(run_dir)):
         ck = load_checkpoint(run_dir, map_location="cpu")
-        net.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"], ck["train_state"]["ema_updates"])
-        opt.load_state_dict(ck["train_state"]["optimizer"])
-        step = ck["train_state"]["step"]
-        epoch, batch_in_epoch = ck["train_state"]["data_position"]
-        set_rng_state(ck["train_state"]["rng"][rank] if isinstance(ck["train_state"]["rng"], list)
-                      else ck["train_state"]["rng"], noise_gen)
+        check_resume(ck, net_cfg, t, run_dir)
+        ts = ck["train_state"]
+        _load_weights(net, ck["model"], ck["dir"] / "model.safetensors")
+        _load_weights(ema.model, ck["ema"], ck["dir"] / "ema.safetensors")
+        ema.num_updates = int(ts["ema_updates"])
+        opt.load_state_dict(ts["optimizer"])
+        step = ts["step"]
+        epoch, batch_in_epoch = ts["data_position"]
+        set_rng_state(ts["rng"][rank] if isinstance(ts["rng"], list) else ts["rng"], noise_gen)
         if main:
             log.info("resumed %s at step %d", ck["dir"], step)
     if step >= t["steps"]:
@@ -296,12 +512,13 @@ def train(cfg) -> Path:
         "pitch_range": info.get("pitch_range"), "lora": t["lora"],
         "init_from": str(init["dir"]) if init is not None else None,
     }
+    order = BatchOrder(len(dataset), t["batch_size"], t["seed"], rank, world)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_config(run_dir, cfg)
+        trim_metrics(run_dir / "metrics.jsonl", step)
     writer = _tensorboard(run_dir) if main else None
 
-    order = BatchOrder(len(dataset), t["batch_size"], t["seed"], rank, world)
     workers = min(int(t["num_workers"]), os.cpu_count() or 1)
     if workers < t["num_workers"] and main:
         log.info("train.num_workers=%d lowered to %d (the CPU count)", t["num_workers"], workers)
@@ -369,6 +586,8 @@ def train(cfg) -> Path:
             if step % t["ckpt_every"] == 0 or step == t["steps"] or out_of_time:
                 rngs = _gather_rng(rng_state(noise_gen), world)
                 if main:
+                    metrics_file.flush()  # rows up to a checkpoint survive a kill -9
+                    os.fsync(metrics_file.fileno())
                     save_checkpoint(
                         run_dir, step, net.state_dict(), ema.state_dict(),
                         {"optimizer": opt.state_dict(), "step": step, "data_position": [epoch, batch_in_epoch],
@@ -388,6 +607,74 @@ def train(cfg) -> Path:
             writer.close()
     dist_utils.cleanup()
     return run_dir
+
+
+def check_resume(ck: dict, net_cfg: dict, t: dict, run_dir: Path) -> None:
+    """Refuse to resume `ck` into another kind of run, without a train state, or with another model or LoRA."""
+    meta, where = ck["meta"], ck["dir"]
+    kind = meta.get("kind", "diffusion")
+    if kind != "diffusion":
+        raise CheckpointError(f"{where}: is a {kind!r} checkpoint, not a diffusion model; train into a new run_dir")
+    ts = ck["train_state"]
+    need = ("optimizer", "step", "data_position", "ema_updates", "rng")
+    if ts is None or any(k not in ts for k in need) or ck["ema"] is None:
+        raise CheckpointError(f"{where}: lacks the training state to resume from (train_state.pt with {list(need)} "
+                              "and ema.safetensors); train into a new run_dir, or fine-tune from it with "
+                              f"train.init_from={where}")
+    diffs = []
+    if "model" in meta:
+        diffs += [f"model.{k}: run {meta['model'].get(k)!r}, config {net_cfg.get(k)!r}"
+                  for k in sorted(set(meta["model"]) | set(net_cfg)) if meta["model"].get(k) != net_cfg.get(k)]
+    if meta.get("lora") != t["lora"]:
+        diffs.append(f"train.lora: run {meta.get('lora')!r}, config {t['lora']!r}")
+    if diffs:
+        raise TrainingConfigError(
+            f"{run_dir}: was trained with another network than this config's ({'; '.join(diffs)}); resume with the "
+            f"run's settings (see {run_dir / 'config.yaml'}) and train.resume=true, or train into a new run_dir")
+
+
+def _load_weights(module: nn.Module, state: dict, path: Path) -> None:
+    """`module.load_state_dict(state)`, or a one-line CheckpointError naming `path` and the keys that do not fit."""
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in own
+              if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        raise CheckpointError(f"{path}: its weights do not fit this network (missing {missing[:3]}, unexpected "
+                              f"{unexpected[:3]}, shapes {shapes[:3]}); resume with the run's model settings or "
+                              "train into a new run_dir")
+    module.load_state_dict(state)
+
+
+def trim_metrics(path: Path, step: int) -> int:
+    """Drop the rows of `metrics.jsonl` after `step` (trained again on resume) and any cut-off line; returns how many.
+
+    The file is rewritten atomically (temp file, fsync, rename), so it never holds a step twice.
+    """
+    if not path.exists():
+        return 0
+    keep, dropped = [], 0
+    with open(path) as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+                ok = line.endswith("\n") and isinstance(row, dict) and int(row["step"]) <= step
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            if ok:
+                keep.append(line)
+            else:
+                dropped += 1
+    if dropped:
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w") as f:
+            f.writelines(keep)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        log.info("%s: dropped %d row(s) after step %d (they are trained again from the checkpoint)", path, dropped,
+                 step)
+    return dropped
 
 
 def _gather_rng(state: dict, world: int):

@@ -89,6 +89,12 @@ def load_vocoder(path, device=None, step: int | None = None, ema: bool = True) -
         spec, mel = meta["vocoder"], ck["mel"]
         state = ck["ema"] if (ema and ck["ema"] is not None) else ck["model"]
     voc = build({"name": spec["name"], **spec.get("config", {})}, mel=mel)
+    own = voc.state_dict()
+    shapes = [f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}" for k, v in state.items()
+              if k in own and v.shape != own[k].shape]
+    if shapes:
+        raise VocoderError(f"{path}: weights do not fit a {spec['name']!r} vocoder with config {spec.get('config')}: "
+                           f"shapes {shapes[:3]}")
     missing, unexpected = voc.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise VocoderError(f"{path}: weights do not fit a {spec['name']!r} vocoder with config {spec.get('config')}: "

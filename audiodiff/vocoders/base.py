@@ -15,13 +15,14 @@ import torch
 from torch import nn
 
 from ..mel import MelContractError, MelSpec
+from ..errors import AudiodiffError
 
 CONFIG_FILE = "vocoder.json"
 WEIGHTS_FILE = "model.safetensors"
 MEL_FILE = "mel.json"
 
 
-class VocoderError(ValueError):
+class VocoderError(AudiodiffError, ValueError):
     """A vocoder folder or config is missing or malformed; the message names it."""
 
 
@@ -138,10 +139,43 @@ def read_vocoder_dir(directory) -> tuple[dict, MelSpec, dict[str, torch.Tensor]]
     missing = [n for n in (CONFIG_FILE, MEL_FILE, WEIGHTS_FILE) if not (d / n).is_file()]
     if missing:
         raise VocoderError(f"{d}: not a vocoder folder, missing {missing}")
-    try:
-        spec = json.loads((d / CONFIG_FILE).read_text())
-    except json.JSONDecodeError as e:
-        raise VocoderError(f"{d / CONFIG_FILE}: not valid JSON ({e.msg})") from None
+    spec = _read_json(d / CONFIG_FILE)
     if not isinstance(spec, dict) or "name" not in spec or not isinstance(spec.get("config", {}), dict):
         raise VocoderError(f"{d / CONFIG_FILE}: expected {{'name': ..., 'config': {{...}}}}")
-    return spec, MelSpec.load(d / MEL_FILE), load_file(str(d / WEIGHTS_FILE))
+    mel_fields = _read_json(d / MEL_FILE)
+    try:
+        mel = MelSpec.from_dict(mel_fields) if isinstance(mel_fields, dict) else None
+    except (MelContractError, TypeError, ValueError) as e:
+        raise VocoderError(f"{d / MEL_FILE}: not a valid mel contract ({_first_line(e)})") from None
+    if mel is None:
+        raise VocoderError(f"{d / MEL_FILE}: expected a JSON object of MelSpec fields")
+    from safetensors import SafetensorError
+
+    try:
+        state = load_file(str(d / WEIGHTS_FILE))
+    except (SafetensorError, OSError) as e:
+        raise VocoderError(f"{d / WEIGHTS_FILE}: not a readable safetensors file ({_first_line(e)}); "
+                           f"{_DAMAGED}") from None
+    return spec, mel, state
+
+
+_DAMAGED = "the file is damaged or was cut short (an interrupted copy?): copy the vocoder folder again"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:160] if text else type(e).__name__
+
+
+def _read_json(path: Path):
+    """Parsed JSON from a vocoder folder's file; VocoderError naming it when it is empty or not JSON."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise VocoderError(f"{path}: cannot be read ({_first_line(e)})") from None
+    if not text.strip():
+        raise VocoderError(f"{path}: is empty; {_DAMAGED}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise VocoderError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
