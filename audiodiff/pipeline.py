@@ -7,11 +7,21 @@ out.save("samples/tones", plot=True)
 ```
 Seeds: `seed=s` gives item k the seed `s + k`; a list gives each item its own. Every item draws its noise from
 its own CPU generator, so item k is the same whatever else is in the batch and on whichever device.
+
+Every request is checked before any sampling: counts (`n`, `steps`, `batch_size`) are ints >= 1, `guidance` a
+finite number >= 0, `strength` in [0, 1], seeds ints in [0, 2**63-1]; a bad value is a one-line `PipelineError`
+naming the argument and the allowed values (nothing is rounded or replaced by a default). `Generated.items` (and
+`generated.jsonl`) record for each clip the run, checkpoint step, sampler, steps, guidance, seed and conditions.
+`Generated.save` writes a whole folder or nothing (temporary sibling folder, then rename).
 """
 from __future__ import annotations
 
 import json
 import math
+import numbers
+import os
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -20,12 +30,104 @@ import torch
 
 from . import guidance as guidance_mod
 from . import models, objectives, samplers, schedules
-from .audio import load as load_audio, resample, save as save_audio
+from .audio import AudioError, load as load_audio, resample, save as save_audio
 from .mel import MelSpec
+from .errors import AudiodiffError, UsageError
+
+MAX_SEED = 2 ** 63 - 1
 
 
-class PipelineError(ValueError):
+class PipelineError(UsageError):
     """A generation request the model cannot honour; the message names the allowed values."""
+
+
+class SaveError(AudiodiffError, OSError):
+    """Generated files could not be written (full disk, no permission); names the file, leaves nothing half-written."""
+
+
+def _count_arg(name: str, value) -> int:
+    """`value` as an int >= 1, or a PipelineError naming `name` (bools, floats such as 4.0 and strings are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        hint = ""
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) \
+                and float(value) == int(value):
+            hint = f" (a float: pass the integer {int(value)})"
+        raise PipelineError(f"{name}={value!r} is not allowed{hint}; allowed: an integer >= 1")
+    if value < 1:
+        raise PipelineError(f"{name}={value!r} is not allowed; allowed: an integer >= 1")
+    return int(value)
+
+
+def _real_arg(name: str, value, lo: float, hi: float | None, allowed: str) -> float:
+    """`value` as a finite float in [lo, hi], or a PipelineError naming `name` and `allowed`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or value < lo or (hi is not None and value > hi):
+        raise PipelineError(f"{name}={value!r} is not allowed; allowed: {allowed}")
+    return float(value)
+
+
+def _seed_ok(s) -> bool:
+    return not isinstance(s, bool) and isinstance(s, numbers.Integral) and 0 <= s <= MAX_SEED
+
+
+_SEED_ALLOWED = ("an integer in [0, 2**63-1] (item k uses seed + k), a list of such integers (one per item), "
+                 "or None (random)")
+
+
+def _kind(v) -> str:
+    """Type category of a label value for messages: integers, strings, floats or <type>s."""
+    if isinstance(v, bool):
+        return "booleans"
+    if isinstance(v, numbers.Integral):
+        return "integers"
+    if isinstance(v, str):
+        return "strings"
+    if isinstance(v, numbers.Real):
+        return "floats"
+    return f"{type(v).__name__}s"
+
+
+def _label_key(v):
+    """`(category, value)` under which a label matches a vocabulary entry: ints match ints, strings strings."""
+    if isinstance(v, bool):
+        return ("bool", v)
+    if isinstance(v, numbers.Integral):
+        return ("int", int(v))
+    if isinstance(v, str):
+        return ("str", v)
+    return (type(v).__name__, v)
+
+
+def _show_vocab(vocab: list) -> str:
+    ints = [v for v in vocab if _label_key(v)[0] == "int"]
+    if len(ints) == len(vocab) and len(ints) > 3 and ints == list(range(ints[0], ints[0] + len(ints))):
+        return f"[{ints[0]}..{ints[-1]}]"
+    return str(vocab if len(vocab) <= 50 else vocab[:50] + ["..."])
+
+
+def _label_mismatch(bad: list, vocab: list) -> str:
+    """The message for labels not in `vocab`; says so when only the type differs ('3' for the integer 3)."""
+    keys = {_label_key(v) for v in vocab}
+    fixes = []
+    for v in bad:
+        fix = None
+        if isinstance(v, str) and v.strip().lstrip("+-").isdigit() and ("int", int(v)) in keys:
+            fix = int(v)
+        elif isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and float(v) == int(v):
+            if ("int", int(v)) in keys:
+                fix = int(v)
+            elif ("str", str(int(v))) in keys:
+                fix = str(int(v))
+        fixes.append(fix)
+    if bad and all(f is not None for f in fixes):
+        kinds = {_kind(v) for v in bad}
+        vkinds = {_kind(f) for f in fixes}
+        what = kinds.pop() if len(kinds) == 1 else "of another type"
+        held = vkinds.pop() if len(vkinds) == 1 else "other types"
+        shown = fixes[0] if len(fixes) == 1 else fixes
+        return (f"labels {bad!r} are {what} but the vocabulary holds {held} {_show_vocab(vocab)}: "
+                f"pass {shown!r}")
+    return f"labels {bad!r} are not in the model's vocabulary; allowed: {vocab}"
 
 
 @dataclass
@@ -37,25 +139,111 @@ class Generated:
     items: list[dict] = field(default_factory=list)
     mel: torch.Tensor | None = None
 
-    def save(self, folder, plot: bool = False, prefix: str = "sample") -> list[Path]:
-        """Write one 16-bit WAV per item (+ spectrogram PNGs with `plot=True`) and `generated.jsonl`."""
+    def save(self, folder, plot: bool = False, prefix: str = "sample", overwrite: bool = False) -> list[Path]:
+        """Write one 16-bit WAV per item (+ spectrogram PNGs with `plot=True`) and `generated.jsonl` into `folder`.
+
+        The files are written into a temporary sibling folder that is then renamed to `folder`, so `folder`
+        holds either the complete new set or what it held before: never a mix of runs, never a partial file.
+
+        Args:
+            folder: the output folder; it must not exist or be empty unless `overwrite=True`.
+            plot: also write a spectrogram PNG per item.
+            prefix: file names are `<prefix>_000.wav`, ...
+            overwrite: replace a non-empty `folder` as a whole (everything in it is removed, but only after
+                the new folder is in place; on any failure the old folder is left as it was).
+        Returns:
+            The WAV paths inside `folder`.
+        Raises:
+            PipelineError: `folder` is a file, or is not empty and `overwrite` is False.
+            SaveError: a file could not be written (e.g. a full disk); the message names it and nothing is left.
+            AudioError: the audio cannot be written as WAV (e.g. NaN samples); nothing is left.
+        """
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        with open(folder / "generated.jsonl", "w") as f:
+        if not isinstance(overwrite, bool):
+            raise PipelineError(f"overwrite={overwrite!r} is not allowed; allowed: True or False")
+        if not isinstance(prefix, str) or not prefix or os.sep in prefix or prefix.startswith("."):
+            raise PipelineError(f"prefix={prefix!r} is not allowed; allowed: a non-empty file-name prefix "
+                                "without '/' that does not start with '.'")
+        if folder.exists() and not folder.is_dir():
+            raise PipelineError(f"{folder} is a file, not a folder; choose another output folder")
+        existing = sorted(folder.iterdir()) if folder.is_dir() else []
+        if existing and not overwrite:
+            names = ", ".join(p.name for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
+            raise PipelineError(f"{folder} is not empty ({len(existing)} entries: {names}); pass overwrite=True "
+                                f"(`overwrite=true` on the command line) to replace it, or choose another folder")
+        target = folder.resolve()
+        if target == Path.cwd() or target in Path.cwd().parents or target.parent == target:
+            raise PipelineError(f"{folder} is the current folder, one above it or a root; "
+                                "choose a folder of its own for generated files")
+        parent = target.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            tmp = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
+            tmp.mkdir()
+        except OSError as e:
+            raise SaveError(f"{folder}: cannot create the output folder ({e.strerror or e})") from e
+        current = None  # the file being written, for the message
+        try:
+            names = []
+            lines = []
             for i in range(self.audio.shape[0]):
-                p = save_audio(folder / f"{prefix}_{i:03d}.wav", self.audio[i], self.sample_rate)
-                paths.append(p)
-                entry = {"path": p.name, "duration": self.audio.shape[-1] / self.sample_rate,
+                name = f"{prefix}_{i:03d}.wav"
+                current = name
+                save_audio(tmp / name, self.audio[i], self.sample_rate)
+                names.append(name)
+                entry = {"path": name, "duration": self.audio.shape[-1] / self.sample_rate,
                          "sample_rate": self.sample_rate, **(self.items[i] if i < len(self.items) else {})}
-                f.write(json.dumps(entry) + "\n")
+                lines.append(json.dumps(entry, default=_jsonable))
                 if plot:
+                    current = f"{prefix}_{i:03d}.png"
                     fig = self.plot(indices=[i])
-                    fig.savefig(folder / f"{prefix}_{i:03d}.png", dpi=80, bbox_inches="tight")
                     import matplotlib.pyplot as plt
 
-                    plt.close(fig)
-        return paths
+                    try:
+                        fig.savefig(tmp / current, dpi=80, bbox_inches="tight")
+                    finally:
+                        plt.close(fig)
+            current = "generated.jsonl"
+            with open(tmp / current, "w") as f:
+                f.write("\n".join(lines) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            current = None
+            self._move_into_place(tmp, target, folder)
+        except AudioError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e.__cause__, OSError) or "could not be written" in e.problem:
+                err = SaveError(f"{folder / current}: could not be written ({_os_reason(e.__cause__) or e.problem}); "
+                                f"nothing was written to {folder}")
+                err.errno = getattr(e.__cause__, "errno", None)
+                raise err from e
+            raise AudioError(folder / current, e.problem) from None
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            where = folder / current if current else folder
+            err = SaveError(f"{where}: could not be written ({_os_reason(e)}); "
+                            f"{folder} was left as it was")
+            err.errno = e.errno
+            raise err from e
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return [folder / n for n in names]
+
+    @staticmethod
+    def _move_into_place(tmp: Path, target: Path, folder: Path) -> None:
+        """Rename the finished `tmp` folder to `target`; an old `target` is moved aside and removed only after."""
+        if not target.exists():
+            os.rename(tmp, target)
+            return
+        aside = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:12]}"
+        os.rename(target, aside)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            os.rename(aside, target)  # put the old folder back as it was
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
 
     def plot(self, indices: Sequence[int] | None = None):
         """Matplotlib figure with a log-mel spectrogram per item (librosa.display)."""
@@ -78,7 +266,8 @@ class Generated:
             librosa.display.specshow(librosa.power_to_db(S, ref=np.max), sr=self.sample_rate, hop_length=hop,
                                      x_axis="time", y_axis="mel", ax=ax)
             asked = self.items[i] if i < len(self.items) else {}
-            ax.set_title(", ".join(f"{k}={v}" for k, v in asked.items()) or f"item {i}", fontsize=8)
+            shown = {k: v for k, v in asked.items() if k not in ("run", "checkpoint_step") and v is not None}
+            ax.set_title(", ".join(f"{k}={v}" for k, v in shown.items()) or f"item {i}", fontsize=8)
         fig.tight_layout()
         return fig
 
@@ -93,9 +282,14 @@ class Pipeline:
         device: torch device (default: CUDA when available).
         mel: the model's MelSpec (mel models).
         vocoder: a vocoder whose `.mel` contract equals `mel` (mel models; built from meta when None).
+        run_dir, step: where the weights come from (set by `from_pretrained`; recorded in `Generated.items`).
     """
 
-    def __init__(self, net, meta: dict, device=None, mel: MelSpec | None = None, vocoder=None, dtype=None):
+    def __init__(self, net, meta: dict, device=None, mel: MelSpec | None = None, vocoder=None, dtype=None,
+                 run_dir=None, step: int | None = None):
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.step = step
+        self._min_len: int | None = None
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.meta = meta
         self.net = net.to(self.device).eval()
@@ -130,7 +324,7 @@ class Pipeline:
             use_ema: load the EMA weights (default) or the raw training weights.
             vocoder: a vocoder object or directory to use instead of the run's own (contracts are checked).
         """
-        from .training.checkpoint import load_checkpoint
+        from .training.checkpoint import find_run_dir, load_checkpoint
 
         ck = load_checkpoint(path, step=step, train_state=False)
         meta = ck["meta"]
@@ -150,7 +344,8 @@ class Pipeline:
             from .vocoders import load_vocoder
 
             vocoder = load_vocoder(vocoder)
-        return cls(net, meta, device=device, mel=ck["mel"], vocoder=vocoder, dtype=dtype)
+        return cls(net, meta, device=device, mel=ck["mel"], vocoder=vocoder, dtype=dtype,
+                   run_dir=find_run_dir(Path(ck["dir"])).resolve(), step=ck["step"])
 
     def _build_vocoder(self, cfg):
         from . import vocoders
@@ -163,18 +358,70 @@ class Pipeline:
         return vocoders.build({**cfg, "mel": self.mel.to_dict()}).to(self.device)
 
     # ------------------------------------------------------------------ requests
-    def _length(self, seconds) -> int:
+    def _length(self, seconds, check_min: bool = True) -> int:
         """Samples (waveform) or frames (mel) for `seconds`, with a clear error for bad values."""
         default_s = self.meta["segment_samples"] / self.sample_rate
         if seconds is None:
             seconds = default_s
         limit = max(60.0, 20 * default_s)
-        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or not 0 < seconds <= limit:
+        if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds) \
+                or not 0 < seconds <= limit:
             raise PipelineError(f"seconds={seconds!r} is not allowed; allowed: 0 < seconds <= {limit:g} "
                                 f"(trained on {default_s:g} s segments)")
         if self.representation == "mel":
-            return max(1, round(seconds * self.sample_rate / self.mel.hop_length))
-        return max(1, round(seconds * self.sample_rate))
+            length = max(1, round(seconds * self.sample_rate / self.mel.hop_length))
+        else:
+            length = max(1, round(seconds * self.sample_rate))
+        if check_min and length < self.min_length():
+            unit = "mel frames" if self.representation == "mel" else "samples"
+            step = self.mel.hop_length if self.representation == "mel" else 1
+            low = self.min_length() * step / self.sample_rate
+            raise PipelineError(f"seconds={seconds!r} gives {length} {unit}; this model needs at least "
+                                f"{self.min_length()} {unit}; allowed: {low:.6g} <= seconds <= {limit:g}")
+        return length
+
+    def min_length(self) -> int:
+        """The shortest input the network takes, in model steps (samples, or mel frames), found by a dry run.
+
+        A U-Net pads its input to a multiple of its downsampling, but normalisation layers need more than one
+        position at the coarsest level, so very short inputs fail inside the network (and a mel model's
+        vocoder needs enough frames for its STFT padding); this finds the first length that runs (once per
+        pipeline) so requests can be refused with the number up front.
+        """
+        if self._min_len is None:
+            m = getattr(self.net, "multiple", 1)
+            m = int(m[-1] if isinstance(m, (tuple, list)) else m)
+            found = 1  # when no length runs, something else is wrong: let the real error show
+            sigma = torch.ones(1, device=self.device)
+            with torch.no_grad():
+                for k in range(8):
+                    length = 1 if k == 0 else k * m + 1
+                    try:
+                        self.denoiser(torch.zeros(self._shape(1, length), device=self.device), sigma)
+                    except (RuntimeError, ValueError):
+                        continue
+                    found = length
+                    break
+                if self.representation == "mel":  # the vocoder may need more frames (e.g. its STFT padding)
+                    for frames in range(found, found + self.mel.n_fft // self.mel.hop_length + 3):
+                        try:
+                            self.vocoder(torch.zeros(1, self.mel.n_mels, frames, device=self.device))
+                        except (RuntimeError, ValueError):
+                            continue
+                        found = frames
+                        break
+            self._min_len = found
+        return self._min_len
+
+    def min_samples(self) -> int:
+        """The shortest audio (samples at `sample_rate`) that `variation` / `inpaint` / `continue_` accept."""
+        if self.representation != "mel":
+            return self.min_length()
+        mel, frames = self.mel, self.min_length()
+        if not mel.center:
+            return mel.n_fft + (frames - 1) * mel.hop_length
+        low = mel.n_fft // 2 + 1 if mel.pad_mode == "reflect" else 1
+        return max(low, (frames - 1) * mel.hop_length)
 
     def _shape(self, n: int, length: int):
         if self.representation == "mel":
@@ -207,10 +454,11 @@ class Pipeline:
                                     f"allowed: {self.allowed_labels()}")
             labels = self._per_item(labels, n, "labels")
             vocab = list(self.vocab or [])
-            bad = [v for v in labels if v not in vocab]
+            ids = {_label_key(v): i for i, v in enumerate(vocab)}
+            bad = [v for v in labels if _label_key(v) not in ids]
             if bad:
-                raise PipelineError(f"labels {bad} are not in the model's vocabulary; allowed: {vocab}")
-            cond["labels"] = torch.tensor([vocab.index(v) for v in labels], device=self.device)
+                raise PipelineError(_label_mismatch(bad, vocab))
+            cond["labels"] = torch.tensor([ids[_label_key(v)] for v in labels], device=self.device)
             for it, v in zip(items, labels):
                 it[conds["labels"]] = v
         if pitch is not None:
@@ -218,7 +466,8 @@ class Pipeline:
                 raise PipelineError(f"pitch={pitch} given but this model takes no pitch; allowed: {self.allowed_labels()}")
             pitch = self._per_item(pitch, n, "labels" if "labels" not in conds else "pitches")
             lo, hi = self.meta.get("pitch_range") or (0, 127)
-            bad = [p for p in pitch if not isinstance(p, (int, float)) or not lo <= p <= hi]
+            bad = [p for p in pitch if isinstance(p, bool) or not isinstance(p, numbers.Real)
+                   or not math.isfinite(p) or not lo <= p <= hi]
             if bad:
                 raise PipelineError(f"pitch labels {bad} are outside the model's range; allowed: MIDI pitches {lo}..{hi}")
             cond["pitch"] = torch.tensor([float(p) for p in pitch], device=self.device)
@@ -233,25 +482,64 @@ class Pipeline:
             raise PipelineError(f"got {len(values)} {what} for n={n}; give one per item or a single one")
         return values
 
+    @staticmethod
+    def _check_seed(seed) -> None:
+        if seed is None or _seed_ok(seed):
+            return
+        if isinstance(seed, (list, tuple)):
+            bad = [s for s in seed if not _seed_ok(s)]
+            if not bad and seed:
+                return
+            raise PipelineError(f"seed={seed!r} is not allowed" + (f" ({bad[0]!r} is not)" if bad else "")
+                                + f"; allowed: {_SEED_ALLOWED}")
+        raise PipelineError(f"seed={seed!r} is not allowed; allowed: {_SEED_ALLOWED}")
+
     def _seeds(self, seed, n: int) -> list[int]:
+        self._check_seed(seed)
         if seed is None:
             seed = int(torch.randint(0, 2 ** 31 - 1, ()).item())
         if isinstance(seed, (list, tuple)):
             if len(seed) != n:
                 raise PipelineError(f"got {len(seed)} seeds for n={n}; give one per item or a single int")
             return [int(s) for s in seed]
+        if int(seed) + n - 1 > MAX_SEED:
+            raise PipelineError(f"seed={seed!r} with n={n} makes item seeds up to {int(seed) + n - 1}; "
+                                f"allowed: seed <= {MAX_SEED - n + 1} (item k uses seed + k, at most 2**63-1)")
         return [int(seed) + k for k in range(n)]
 
-    def _sigmas(self, steps, sampler):
+    def _check(self, steps, sampler, guidance, seed, n=None, batch_size=None, strength=None) -> tuple[int, str]:
+        """Validate the arguments shared by generate / variation / inpaint / continue_ (before any work).
+
+        Returns the resolved `(steps, sampler)` (the run's defaults for None). Raises PipelineError naming the
+        argument and the allowed values: counts are ints >= 1 (never a bool, a float such as 4.0 or a string),
+        guidance a finite number >= 0 or None, strength a finite number in [0, 1], seeds ints in [0, 2**63-1].
+        """
+        if n is not None:
+            _count_arg("n", n)
+        if batch_size is not None:
+            _count_arg("batch_size", batch_size)
+        defaults = self.meta.get("sampler") or {}
+        steps = _count_arg("steps", defaults.get("steps", 25) if steps is None else steps)
+        method = defaults.get("method", "dpmpp_2m") if sampler is None else sampler
+        if not isinstance(method, str) or method not in samplers.SAMPLERS:
+            raise PipelineError(f"unknown sampler {method!r}; allowed: {sorted(samplers.SAMPLERS)}")
+        if guidance is not None:
+            _real_arg("guidance", guidance, 0.0, None,
+                      "a finite number >= 0 (1 = plain conditional sampling), or None")
+        if strength is not None:
+            _real_arg("strength", strength, 0.0, 1.0, "0 <= strength <= 1 (a finite number)")
+        self._check_seed(seed)
+        return steps, method
+
+    def _provenance(self, steps: int, method: str, guidance) -> dict:
+        """What every item records about how it was made (run, checkpoint step, sampler, steps, guidance)."""
+        return {"run": None if self.run_dir is None else str(self.run_dir), "checkpoint_step": self.step,
+                "sampler": method, "steps": steps, "guidance": None if guidance is None else float(guidance)}
+
+    def _sigmas(self, steps: int, method: str):
         sched = dict(self.meta.get("schedule") or {"name": "karras"})
         name = sched.pop("name", "karras")
-        steps = int(steps or (self.meta.get("sampler") or {}).get("steps", 25))
-        if steps < 1:
-            raise PipelineError(f"steps={steps} is not allowed; allowed: an integer >= 1")
-        method = sampler or (self.meta.get("sampler") or {}).get("method", "dpmpp_2m")
-        if method not in samplers.SAMPLERS:
-            raise PipelineError(f"unknown sampler {method!r}; allowed: {sorted(samplers.SAMPLERS)}")
-        return schedules.build(name, steps, **sched).to(self.device), method
+        return schedules.build(name, steps, **sched).to(self.device)
 
     # ------------------------------------------------------------------ core
     @torch.no_grad()
@@ -278,12 +566,20 @@ class Pipeline:
             x = self.vocoder(x[:, 0].float())
         return x.float().clamp(-1, 1)
 
-    def _from_audio(self, audio, sample_rate) -> torch.Tensor:
-        """User audio `(C, T)`, `(B, C, T)`, a path or a Generated -> model space `(B, ...)` on device."""
+    def _from_audio(self, audio, sample_rate, what: str = "the input") -> torch.Tensor:
+        """User audio `(C, T)`, `(B, C, T)`, a path or a Generated -> model space `(B, ...)` on device.
+
+        Raises PipelineError for a bad shape, non-finite samples, or audio shorter than the model takes
+        (`min_samples()`), naming the minimum.
+        """
         if isinstance(audio, Generated):
             audio, sample_rate = audio.audio, audio.sample_rate
         if isinstance(audio, (str, Path)):
             audio, sample_rate = load_audio(audio, self.sample_rate)
+        if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral)
+                                        or sample_rate <= 0):
+            raise PipelineError(f"sample_rate={sample_rate!r} is not allowed; allowed: a positive integer (Hz) "
+                                f"or None (= the model's {self.sample_rate} Hz)")
         audio = torch.as_tensor(audio, dtype=torch.float32)
         if audio.dim() == 1:
             audio = audio[None]
@@ -291,8 +587,18 @@ class Pipeline:
             audio = audio[None]
         if audio.dim() != 3:
             raise PipelineError(f"audio must be (T,), (C, T) or (B, C, T); got shape {tuple(audio.shape)}")
+        if audio.shape[0] == 0 or audio.shape[1] == 0:
+            raise PipelineError(f"audio of shape {tuple(audio.shape)} holds no items or no channels; "
+                                "allowed: (T,), (C, T) or (B, C, T) with B, C >= 1")
+        if not torch.isfinite(audio).all():
+            raise PipelineError(f"audio for {what} contains {int((~torch.isfinite(audio)).sum())} NaN or infinite "
+                                "samples; allowed: finite samples in [-1, 1]")
         if sample_rate is not None and sample_rate != self.sample_rate:
-            audio = resample(audio, sample_rate, self.sample_rate)
+            if audio.shape[-1] == 0:
+                raise PipelineError(self._too_short(0, what))
+            audio = resample(audio, int(sample_rate), self.sample_rate)
+        if audio.shape[-1] < self.min_samples():
+            raise PipelineError(self._too_short(audio.shape[-1], what))
         audio = audio.to(self.device)
         if self.representation == "mel":
             return self.mel(audio.mean(1)).unsqueeze(1)
@@ -304,6 +610,11 @@ class Pipeline:
                 raise PipelineError(f"the model makes {want}-channel audio; got {audio.shape[1]} channels")
         return audio
 
+    def _too_short(self, got: int, what: str) -> str:
+        low = self.min_samples()
+        return (f"audio for {what} has {got} samples at {self.sample_rate} Hz; this model needs at least {low} "
+                f"samples ({low / self.sample_rate:.6g} s) per item")
+
     # ------------------------------------------------------------------ public
     def generate(self, n: int = 1, seconds: float | None = None, steps: int | None = None, sampler: str | None = None,
                  labels=None, guidance: float | None = None, seed=None, batch_size: int | None = None,
@@ -311,26 +622,29 @@ class Pipeline:
         """Generate `n` clips.
 
         Args:
-            n: number of clips.
+            n: number of clips, an int >= 1.
             seconds: length of each clip (default: the training segment length).
-            steps: sampler steps (default: the run's sampler config).
+            steps: sampler steps, an int >= 1 (default: the run's sampler config).
             sampler: one of `samplers.SAMPLERS` (default: the run's).
             labels: one per item (or one for all): MIDI pitches for a pitch-conditioned model,
-                vocabulary values for a class-conditioned one.
-            guidance: classifier-free guidance scale (None/1 = plain conditional sampling).
-            seed: int (item k gets `seed + k`) or a list of ints (one per item).
-            batch_size: generate in chunks of this size (memory); results do not depend on it.
+                vocabulary values for a class-conditioned one (of the vocabulary's type: 3, not '3').
+            guidance: classifier-free guidance scale, a finite number >= 0 (None/1 = plain conditional sampling).
+            seed: int in [0, 2**63-1] (item k gets `seed + k`) or a list of ints (one per item); None = random.
+            batch_size: generate in chunks of this size (memory), an int >= 1; results do not depend on it.
             pitch: MIDI pitches, for a model conditioned on both a class (`labels`) and a pitch.
         Returns:
-            Generated with `.audio (n, C, T)` in [-1, 1] and `.sample_rate`.
+            Generated with `.audio (n, C, T)` in [-1, 1], `.sample_rate` and `.items` (per clip: run,
+            checkpoint_step, sampler, steps, guidance, seed and the conditions asked for).
+        Raises:
+            PipelineError: any argument outside its allowed values (named in the one-line message).
         """
-        if not isinstance(n, int) or n < 1:
-            raise PipelineError(f"n={n!r} is not allowed; allowed: an integer >= 1")
+        steps, method = self._check(steps, sampler, guidance, seed, n=n, batch_size=batch_size)
+        n = int(n)
         length = self._length(seconds)
         seeds = self._seeds(seed, n)
-        sigmas, method = self._sigmas(steps, sampler)
+        sigmas = self._sigmas(steps, method)
         cond, items = self._cond(labels, n, pitch)
-        bs = batch_size or n
+        bs = n if batch_size is None else int(batch_size)
         outs, mels = [], []
         for a in range(0, n, bs):
             sl = slice(a, min(n, a + bs))
@@ -338,8 +652,8 @@ class Pipeline:
             x = self._run(self._shape(sl.stop - sl.start, length), seeds[sl], sigmas, method, c, guidance, progress)
             mels.append(x if self.representation == "mel" else None)
             outs.append(self._to_audio(x).cpu())
-        for it, s in zip(items, seeds):
-            it["seed"] = s
+        made = self._provenance(steps, method, guidance)
+        items = [{**made, **it, "seed": s} for it, s in zip(items, seeds)]
         mel = torch.cat(mels).cpu() if self.representation == "mel" else None
         return Generated(torch.cat(outs), self.sample_rate, items, mel)
 
@@ -348,14 +662,18 @@ class Pipeline:
                   pitch=None) -> Generated:
         """SDEdit (Meng et al. 2022): noise the input to the schedule point `strength` in [0, 1] and denoise.
 
-        Strength 0 returns the input unchanged; 1 starts from pure noise (a fresh sample).
+        Strength 0 returns the input unchanged; 1 starts from pure noise (a fresh sample). The audio must
+        hold at least `min_samples()` samples per item.
         """
-        if not 0.0 <= strength <= 1.0:
-            raise PipelineError(f"strength={strength} is not allowed; allowed: 0 <= strength <= 1")
-        x0 = self._from_audio(audio, sample_rate)
+        if strength is None:
+            raise PipelineError("strength=None is not allowed; allowed: 0 <= strength <= 1 (a finite number)")
+        steps, method = self._check(steps, sampler, guidance, seed, strength=strength)
+        x0 = self._from_audio(audio, sample_rate, "variation")
+        made = {**self._provenance(steps, method, guidance), "task": "variation"}
         if strength == 0:
-            return Generated(self._to_audio(x0).cpu(), self.sample_rate, [{"strength": 0.0}] * x0.shape[0])
-        sigmas, method = self._sigmas(steps, sampler)
+            return Generated(self._to_audio(x0).cpu(), self.sample_rate,
+                             [{**made, "strength": 0.0} for _ in range(x0.shape[0])])
+        sigmas = self._sigmas(steps, method)
         n_steps = len(sigmas) - 1
         start = min(n_steps - 1, int(round((1 - strength) * n_steps)))
         sub = sigmas[start:]
@@ -363,19 +681,22 @@ class Pipeline:
         seeds = self._seeds(seed, x0.shape[0])
         x = self._run(x0.shape, seeds, sub, method, cond, guidance, progress, x_start=x0)
         return Generated(self._to_audio(x).cpu(), self.sample_rate,
-                         [{**it, "strength": strength, "seed": s} for it, s in zip(items, seeds)])
+                         [{**made, **it, "strength": float(strength), "seed": s} for it, s in zip(items, seeds)])
 
     def inpaint(self, audio, mask, sample_rate: int | None = None, steps=None, sampler=None, labels=None,
                 guidance=None, seed=None, progress: bool = True, pitch=None) -> Generated:
         """Regenerate where `mask` is 0 and keep the input where it is 1.
 
         Args:
-            audio: `(C, T)` or `(B, C, T)` (or a path).
+            audio: `(C, T)` or `(B, C, T)` (or a path), at least `min_samples()` samples.
             mask: `(T,)`, `(B, T)` or broadcastable to the audio, in samples at the model's rate; for mel
                 models it is mapped to frames (a frame is kept when all its hop's samples are).
         """
-        x0 = self._from_audio(audio, sample_rate)
+        steps, method = self._check(steps, sampler, guidance, seed)
+        x0 = self._from_audio(audio, sample_rate, "inpaint")
         m = torch.as_tensor(mask, dtype=torch.float32, device=self.device)
+        if not torch.isfinite(m).all() or bool(((m < 0) | (m > 1)).any()):
+            raise PipelineError("mask values must be finite and in [0, 1] (1 = keep, 0 = regenerate)")
         while m.dim() < 3:
             m = m.unsqueeze(0)
         if self.representation == "mel":
@@ -386,26 +707,47 @@ class Pipeline:
             m = m.reshape(*m.shape[:-1], frames, hop).amin(-1).unsqueeze(-2)  # (B, 1, 1, frames)
         if m.shape[-1] != x0.shape[-1]:
             raise PipelineError(f"mask length {m.shape[-1]} does not match the audio length {x0.shape[-1]}")
-        return self._masked(x0, m, steps, sampler, labels, guidance, seed, progress, {"task": "inpaint"}, pitch)
+        return self._masked(x0, m, steps, method, labels, guidance, seed, progress, {"task": "inpaint"}, pitch)
 
     def continue_(self, audio, seconds: float, sample_rate: int | None = None, steps=None, sampler=None,
                   labels=None, guidance=None, seed=None, progress: bool = True, pitch=None) -> Generated:
-        """Continue `audio` by `seconds`: the prompt is kept and the rest generated (inpainting at the end)."""
-        x0 = self._from_audio(audio, sample_rate)
-        extra = self._length(seconds)
+        """Continue `audio` by `seconds`: the prompt is kept and the rest generated (inpainting at the end).
+
+        The prompt must hold at least `min_samples()` samples per item.
+        """
+        steps, method = self._check(steps, sampler, guidance, seed)
+        extra = self._length(seconds, check_min=False)
+        x0 = self._from_audio(audio, sample_rate, "continue_")
         keep = x0.shape[-1]
         x0 = torch.nn.functional.pad(x0, (0, extra))
         m = guidance_mod.continuation_mask((1,) * (x0.dim() - 1) + (x0.shape[-1],), keep, device=self.device)
-        return self._masked(x0, m, steps, sampler, labels, guidance, seed, progress, {"task": "continue"}, pitch)
+        return self._masked(x0, m, steps, method, labels, guidance, seed, progress,
+                            {"task": "continue", "seconds": float(seconds)}, pitch)
 
-    def _masked(self, x0, m, steps, sampler, labels, guidance, seed, progress, what, pitch=None):
-        sigmas, method = self._sigmas(steps, sampler)
+    def _masked(self, x0, m, steps, method, labels, guidance, seed, progress, what, pitch=None):
+        sigmas = self._sigmas(steps, method)
         cond, items = self._cond(labels, x0.shape[0], pitch)
         seeds = self._seeds(seed, x0.shape[0])
         m = m.expand_as(x0)
         x = self._run(x0.shape, seeds, sigmas, method, cond, guidance, progress,
                       wrap=lambda d: guidance_mod.Inpaint(d, x0, m))
-        return Generated(self._to_audio(x).cpu(), self.sample_rate, [{**it, **what, "seed": s} for it, s in zip(items, seeds)])
+        made = {**self._provenance(steps, method, guidance), **what}
+        return Generated(self._to_audio(x).cpu(), self.sample_rate,
+                         [{**made, **it, "seed": s} for it, s in zip(items, seeds)])
+
+
+def _jsonable(o):
+    """numpy / torch scalars as their Python value in `generated.jsonl`; anything else as its text."""
+    return o.item() if hasattr(o, "item") and getattr(o, "ndim", 0) == 0 else str(o)
+
+
+def _os_reason(e) -> str:
+    """The OS's words for an OSError (e.g. 'No space left on device'), or its text."""
+    if e is None:
+        return ""
+    if getattr(e, "errno", None) and not getattr(e, "strerror", None):
+        return os.strerror(e.errno)
+    return getattr(e, "strerror", None) or str(e)
 
 
 class _null:

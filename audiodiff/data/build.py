@@ -13,18 +13,22 @@ Config (``configs/data/*.yaml``)::
     manifest: path/to/manifest.jsonl   (kind: manifest)
     valid_fraction: 0.1             # held out deterministically (kind: manifest)
     loudness_db: null               # RMS normalisation of each file, dBFS
+    check_files: true               # kind: manifest: decode every file once before training; bad ones are
+                                    # left out with one warning, too many fail here (not at step 1)
+    max_failure_fraction: 0.1       # more bad files than this fraction (and more than one) is an error
     synth: {n: 2000, pitches: [...], timbres: [...], vibrato: 0, noise: 0, velocity: 0.8, seed: 0}
 """
 from __future__ import annotations
 
-from .datasets import MelDataset, WaveformDataset, collate
+from .datasets import MelDataset, WaveformDataset, check_entries, collate
 from .manifest import read_manifest, split_manifest
 from .synth import SynthNotes
 
 KINDS = ("synth", "manifest")
 REPRESENTATIONS = ("waveform", "mel")
 DATA_KEYS = {"kind", "sample_rate", "segment_seconds", "representation", "mel", "precompute_mel", "cache_dir",
-             "conditions", "manifest", "valid_fraction", "loudness_db", "synth", "random_crop", "group_by", "name"}
+             "conditions", "manifest", "valid_fraction", "loudness_db", "synth", "random_crop", "group_by", "name",
+             "check_files", "max_failure_fraction"}
 
 __all__ = ["build_dataset", "collate", "KINDS", "REPRESENTATIONS"]
 
@@ -70,15 +74,25 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
         train, valid = split_manifest(entries, float(cfg.get("valid_fraction", 0.1)), seed=0,
                                       group_by=cfg.get("group_by"))
         part = train if split == "train" else valid
+        check = cfg.get("check_files", True)
+        if not isinstance(check, bool):
+            raise ValueError(f"data.check_files={check!r}; allowed: true or false")
+        frac = cfg.get("max_failure_fraction", 0.1)
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
+            raise ValueError(f"data.max_failure_fraction={frac!r}; allowed: a number in [0, 1]")
+        precompute = representation == "mel" and cfg.get("precompute_mel")
+        if check and not precompute:  # MelDataset decodes every file itself (or reads its cache)
+            part, _ = check_entries(part, source=cfg["manifest"], max_failure_fraction=float(frac))
         common = dict(conditions=conditions, seed=seed, random_crop=bool(cfg.get("random_crop", True)),
-                      loudness_db=cfg.get("loudness_db"))
+                      loudness_db=cfg.get("loudness_db"), max_failure_fraction=float(frac),
+                      source=cfg["manifest"])
         # the vocabulary covers every label of the manifest, so train and valid share ids
         vocab = None
         if "labels" in conditions:
             from .datasets import Vocabulary
 
             vocab = Vocabulary.from_entries(entries, conditions["labels"])
-        if representation == "mel" and cfg.get("precompute_mel"):
+        if precompute:
             ds = MelDataset(part, mel, segment_seconds=seconds, vocab=vocab, device=device,
                             cache_dir=cfg.get("cache_dir"), **common)
         else:

@@ -3,9 +3,13 @@
 Items are dicts named like the network's condition keywords (CONTRIBUTING.md "Data"):
 `{"audio": (C, T) float32, "labels": int, "pitch": float}` or `{"mel": (1, n_mels, frames), ...}`.
 Every random choice (the crop) comes from a generator seeded by `(seed, epoch, index)`, so a run that
-resumes at a given epoch and position sees the same crops. A file that fails to decode at read time is
-logged, counted in `dataset.failures`, and replaced by the next readable item (deterministically); a
-training run never dies on one bad file.
+resumes at a given epoch and position sees the same crops.
+
+Bad files are found before training: :func:`check_entries` (which `build_dataset` runs) decodes every
+file once, leaves out the unreadable ones with one warning, and fails up front with one line (naming the
+manifest, the count, the first files and the remedy) when more than `max_failure_fraction` are bad.
+A file that still fails at read time is warned about once, counted in `dataset.failures`, and replaced by
+the next readable item (deterministically); a training run never dies on one bad file.
 """
 from __future__ import annotations
 
@@ -24,9 +28,11 @@ from torch.utils.data import Dataset, Sampler
 from audiodiff import audio as _audio
 from audiodiff.data.manifest import ManifestError, label_fields_of, read_manifest
 
+from ..errors import AudiodiffError, UsageError
+
 __all__ = [
-    "CONDITION_KEYS", "VocabularyError", "Vocabulary", "WaveformDataset", "MelDataset", "EpochSampler",
-    "collate", "batch_to_mel", "crop_rng",
+    "CONDITION_KEYS", "VocabularyError", "DatasetError", "Vocabulary", "WaveformDataset", "MelDataset",
+    "EpochSampler", "check_entries", "collate", "batch_to_mel", "crop_rng",
 ]
 
 log = logging.getLogger(__name__)
@@ -35,11 +41,70 @@ log = logging.getLogger(__name__)
 CONDITION_KEYS = ("labels", "pitch")
 
 
-class VocabularyError(KeyError):
+class VocabularyError(UsageError, KeyError):
     """A label value is not in the vocabulary; the message lists the allowed values."""
 
     def __str__(self):  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class DatasetError(AudiodiffError, RuntimeError):
+    """Too many of a dataset's files cannot be read; the message names the manifest, the files and the remedy."""
+
+
+def _too_many(failures: Mapping[str, str], n: int, frac: float) -> bool:
+    """More failures than `max_failure_fraction` allows (one bad file is always tolerated unless frac is 0)."""
+    limit = 0 if frac == 0 else max(1.0, frac * n)
+    return len(failures) > limit
+
+
+def _failure_message(failures: Mapping[str, str], n: int, frac: float, source) -> str:
+    where = f"manifest {source}" if source is not None else "the dataset"
+    first = "; ".join(f"{p}: {r}" for p, r in list(failures.items())[:3])
+    more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
+    remedy = (f"run `audiodiff prepare source=<your audio folder> out={source}` again to rebuild it from the "
+              "readable files" if source is not None else "rebuild the manifest with `audiodiff prepare`")
+    return (f"{where}: {len(failures)} of {n} files failed to load (> {frac:.0%} allowed by max_failure_fraction); "
+            f"first: {first}{more}; {remedy}")
+
+
+def check_entries(entries: Sequence[dict], source=None, max_failure_fraction: float = 0.1,
+                  progress: bool | None = None) -> tuple[list[dict], dict[str, str]]:
+    """Decode every entry's file once (before training) and leave out the ones that cannot be used.
+
+    Each file goes through :func:`audiodiff.audio.load` (missing, empty, undecodable, truncated, NaN or
+    infinite samples are refused). The bad files are logged in one warning.
+
+    Args:
+        entries: manifest entries (absolute `path`).
+        source: the manifest they come from (named in messages).
+        max_failure_fraction: fail when more than this fraction (and more than one file) is bad; 0 fails on any.
+        progress: tqdm bar; None shows one for 200 or more files on a terminal.
+    Returns:
+        `(good entries in order, {path: reason} for the bad ones)`.
+    Raises:
+        DatasetError: too many bad files: one line naming the manifest, the count, the first files and the remedy.
+    """
+    from tqdm.auto import tqdm
+
+    good, failures = [], {}
+    bar = tqdm(entries, desc="checking audio files", unit="file", dynamic_ncols=True,
+               disable=(len(entries) < 200 or None) if progress is None else not progress)
+    for e in bar:
+        try:
+            _audio.load(e["path"], mono=False)
+        except _audio.AudioError as err:
+            failures[e["path"]] = err.problem
+            continue
+        good.append(e)
+    if _too_many(failures, len(entries), max_failure_fraction) or (failures and not good):
+        raise DatasetError(_failure_message(failures, len(entries), max_failure_fraction, source))
+    if failures:
+        first = "; ".join(f"{p}: {r}" for p, r in list(failures.items())[:3])
+        log.warning("%s: leaving out %d of %d files that cannot be read (first: %s%s); run `audiodiff prepare` "
+                    "again to drop them from the manifest", source or "dataset", len(failures), len(entries), first,
+                    f"; and {len(failures) - 3} more" if len(failures) > 3 else "")
+    return good, failures
 
 
 # --------------------------------------------------------------------------- vocabulary
@@ -150,8 +215,10 @@ def _pitch_value(value, path) -> float:
 class _ConditionedEntries:
     """Shared by the datasets: entries, their conditions, the label vocabulary, failures and epochs."""
 
-    def _init_entries(self, entries, conditions, vocab, seed, max_failure_fraction):
+    def _init_entries(self, entries, conditions, vocab, seed, max_failure_fraction, source=None):
+        self.source = source
         if isinstance(entries, (str, os.PathLike)):
+            self.source = entries if source is None else source
             entries = read_manifest(entries)
         self.entries = list(entries)
         if not self.entries:
@@ -196,16 +263,21 @@ class _ConditionedEntries:
             out[key] = self.vocab.encode(e[fld]) if key == "labels" else _pitch_value(e[fld], e["path"])
         return out
 
-    def _record_failure(self, index: int, err: Exception) -> None:
+    def _record_failure(self, index: int, err: Exception, check: bool = True) -> None:
+        """Note that entry `index` cannot be read (warned once: it is never tried again in this process)."""
         path = self.entries[index]["path"]
         self._bad.add(index)
         self.failures[path] = getattr(err, "problem", str(err))
-        log.warning("dataset: skipping unreadable file (%d so far): %s", len(self.failures), err)
-        frac = self.max_failure_fraction
-        limit = 0 if frac == 0 else max(1.0, frac * len(self.entries))  # one bad file is always tolerated
-        if len(self._bad) > limit:
-            raise RuntimeError(f"{len(self._bad)} of {len(self.entries)} files failed to load "
-                               f"(> {self.max_failure_fraction:.0%}); e.g. {path}: {self.failures[path]}")
+        log.warning("dataset: skipping unreadable file (%d so far; it is not read again): %s",
+                    len(self.failures), err)
+        if check:
+            self._check_failures()
+
+    def _check_failures(self) -> None:
+        """Raise DatasetError (one line: manifest, count, first files, remedy) when too many files failed."""
+        if _too_many(self.failures, len(self.entries), self.max_failure_fraction):
+            raise DatasetError(_failure_message(self.failures, len(self.entries), self.max_failure_fraction,
+                                                self.source))
 
     def _get_with_fallback(self, idx, make):
         """`make(index, epoch)` for `idx`, or for the next readable index when that file fails."""
@@ -223,7 +295,7 @@ class _ConditionedEntries:
                 return make(k, epoch)
             except _audio.AudioError as err:
                 self._record_failure(k, err)
-        raise RuntimeError("every file in the dataset failed to load")
+        raise DatasetError(_failure_message(self.failures, n, self.max_failure_fraction, self.source))
 
 
 def _crop_or_pad(x: torch.Tensor, length: int, rng: np.random.Generator | None, pad_value: float = 0.0):
@@ -255,6 +327,7 @@ class WaveformDataset(_ConditionedEntries, Dataset):
         seed: crop seed.
         max_failure_fraction: raise when more than this fraction of files (and more than one) failed to
             decode; 0 raises on the first failure.
+        source: the manifest the entries come from (named in messages; set when `entries` is a path).
     Returns items:
         `{"audio": (C, T) float32, "labels": int, "pitch": float}` (conditions as configured).
     """
@@ -262,7 +335,7 @@ class WaveformDataset(_ConditionedEntries, Dataset):
     def __init__(self, entries, sample_rate: int, segment_seconds: float | None = None,
                  segment_samples: int | None = None, random_crop: bool = True, loudness_db: float | None = None,
                  mono: bool = True, conditions: Mapping[str, str] | None = None, vocab: Vocabulary | None = None,
-                 seed: int = 0, max_failure_fraction: float = 0.1):
+                 seed: int = 0, max_failure_fraction: float = 0.1, source=None):
         if sample_rate is None or int(sample_rate) <= 0:
             raise ValueError(f"sample_rate must be a positive integer; got {sample_rate!r}")
         if segment_seconds is not None and segment_samples is not None:
@@ -273,7 +346,7 @@ class WaveformDataset(_ConditionedEntries, Dataset):
             segment_samples = int(round(segment_seconds * sample_rate))
         if segment_samples is not None and int(segment_samples) <= 0:
             raise ValueError(f"segment_samples must be > 0; got {segment_samples}")
-        self._init_entries(entries, conditions, vocab, seed, max_failure_fraction)
+        self._init_entries(entries, conditions, vocab, seed, max_failure_fraction, source)
         self.sample_rate = int(sample_rate)
         self.segment_samples = None if segment_samples is None else int(segment_samples)
         self.random_crop = bool(random_crop)
@@ -325,6 +398,8 @@ class MelDataset(_ConditionedEntries, Dataset):
         device: where mels are computed (`"cuda"` for speed); stored on CPU.
         cache_dir: folder for the on-disk cache (None = compute every time).
         batch_size: files per MelSpec call.
+        max_failure_fraction, source: as :class:`WaveformDataset`; every file is decoded here, so too many bad
+            files fail the construction (before any training step), each bad file warned about once.
     Returns items:
         `{"mel": (1, n_mels, frames) float32, "labels": int, "pitch": float}`.
     """
@@ -332,7 +407,8 @@ class MelDataset(_ConditionedEntries, Dataset):
     def __init__(self, entries, mel, segment_seconds: float | None = None, segment_frames: int | None = None,
                  random_crop: bool = True, loudness_db: float | None = None,
                  conditions: Mapping[str, str] | None = None, vocab: Vocabulary | None = None, seed: int = 0,
-                 device="cpu", cache_dir=None, batch_size: int = 32, max_failure_fraction: float = 0.1):
+                 device="cpu", cache_dir=None, batch_size: int = 32, max_failure_fraction: float = 0.1,
+                 source=None):
         if segment_seconds is not None and segment_frames is not None:
             raise ValueError("give segment_seconds or segment_frames, not both")
         if segment_seconds is not None:
@@ -341,7 +417,7 @@ class MelDataset(_ConditionedEntries, Dataset):
             segment_frames = mel.frames(int(round(segment_seconds * mel.sample_rate)))
         if segment_frames is not None and int(segment_frames) <= 0:
             raise ValueError(f"segment_frames must be > 0; got {segment_frames}")
-        self._init_entries(entries, conditions, vocab, seed, max_failure_fraction)
+        self._init_entries(entries, conditions, vocab, seed, max_failure_fraction, source)
         self.mel = mel
         self.segment_frames = None if segment_frames is None else int(segment_frames)
         self.random_crop = bool(random_crop)
@@ -377,6 +453,7 @@ class MelDataset(_ConditionedEntries, Dataset):
                 self.failures[self.entries[i]["path"]] = reason
             self.cache_hit = True
             log.info("mel cache hit: %s", self.cache_path)
+            self._check_failures()
             return
         mels = self._compute_all()
         lengths = [0 if m is None else m.shape[-1] for m in mels]
@@ -396,14 +473,15 @@ class MelDataset(_ConditionedEntries, Dataset):
 
     def _compute_all(self) -> list[torch.Tensor | None]:
         loader = WaveformDataset(self.entries, self.mel.sample_rate, loudness_db=self.loudness_db, mono=True,
-                                 max_failure_fraction=self.max_failure_fraction)
+                                 max_failure_fraction=self.max_failure_fraction, source=self.source)
         waves: list[torch.Tensor | None] = []
         for i in range(len(self.entries)):
             try:
                 waves.append(loader.load_full(i)[0])
             except _audio.AudioError as err:
                 waves.append(None)
-                self._record_failure(i, err)
+                self._record_failure(i, err, check=False)
+        self._check_failures()  # every file was tried: fail now, with the full count, not at training step 1
         by_len: dict[int, list[int]] = {}
         for i, w in enumerate(waves):
             if w is not None:

@@ -2,9 +2,10 @@
 
 A manifest is the only thing a dataset reads to know its files. `path` is stored relative to the
 manifest's folder when the file lies inside it (so a dataset folder can be moved), absolute otherwise;
-:func:`read_manifest` always returns absolute paths. :func:`build_manifest` probes every file's header
-with soundfile (no full decode), leaves out unreadable / empty / too-short files with a reason, and
-refuses a source where most files fail. :func:`split_manifest` makes a deterministic train/valid split.
+:func:`read_manifest` always returns absolute paths. :func:`build_manifest` decodes every file in full
+(a progress bar on long lists), leaves out undecodable / empty / truncated / NaN-or-infinite / too-short
+files with the reason (so a bad file is caught here, not at training time), and refuses a source where
+most files fail. :func:`split_manifest` makes a deterministic train/valid split.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from audiodiff import audio as _audio
+
+from ..errors import AudiodiffError
 
 __all__ = [
     "AUDIO_EXTENSIONS", "REQUIRED_FIELDS", "ManifestError", "ManifestReport",
@@ -40,7 +43,7 @@ REQUIRED_FIELDS = ("path", "duration", "sample_rate")
 _PROBED = ("path", "duration", "sample_rate", "channels")
 
 
-class ManifestError(ValueError):
+class ManifestError(AudiodiffError, ValueError):
     """A manifest (or the source it is built from) cannot be used; the message says where and why."""
 
 
@@ -185,11 +188,15 @@ def label_fields_of(entries: Sequence[dict]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- probing
-def probe(path, min_duration: float = 0.05) -> dict:
-    """Read one file's header with soundfile: `{"path", "duration", "sample_rate", "channels"}`.
+def probe(path, min_duration: float = 0.05, decode: bool = True) -> dict:
+    """One file's `{"path", "duration", "sample_rate", "channels"}` from its header, after decoding it in full.
 
+    Args:
+        decode: read every sample with :func:`audiodiff.audio.load` (which refuses truncated files and NaN or
+            infinite samples); False reads the header only (fast, but a damaged body goes unnoticed).
     Raises:
-        AudioError: missing, empty (0 bytes), undecodable header, no samples, or shorter than `min_duration` s.
+        AudioError: missing, empty (0 bytes), undecodable, truncated, NaN / infinite samples, no samples, or
+            shorter than `min_duration` s.
     """
     i = _audio.info(path)
     if i.frames <= 0:
@@ -197,6 +204,8 @@ def probe(path, min_duration: float = 0.05) -> dict:
     duration = i.frames / i.samplerate
     if duration < min_duration:
         raise _audio.AudioError(path, f"is too short: {duration:.4f} s < min_duration {min_duration} s")
+    if decode:
+        _audio.load(path, mono=False)
     return {"path": str(Path(path).resolve()), "duration": round(duration, 6),
             "sample_rate": int(i.samplerate), "channels": int(i.channels)}
 
@@ -269,8 +278,9 @@ def _labels_from_name(path: Path, pattern: re.Pattern | str) -> dict:
 
 def build_manifest(source, out=None, min_duration: float = 0.05, label_fields: Sequence[str] | None = None,
                    label_from: str | None = None, path_column: str = "path",
-                   extensions: Sequence[str] = AUDIO_EXTENSIONS, max_fail_fraction: float = 0.5) -> ManifestReport:
-    """Build a manifest from a folder (recursive), a CSV or a JSONL, probing every file's header.
+                   extensions: Sequence[str] = AUDIO_EXTENSIONS, max_fail_fraction: float = 0.5,
+                   decode: bool = True, progress: bool | None = None) -> ManifestReport:
+    """Build a manifest from a folder (recursive), a CSV or a JSONL, decoding every file in full.
 
     Args:
         source: a folder (every file whose extension is in `extensions`, recursively, sorted), a `.csv`
@@ -283,6 +293,9 @@ def build_manifest(source, out=None, min_duration: float = 0.05, label_fields: S
             name (e.g. FSDD's `(?P<label>\\d)_(?P<speaker>\\w+)_\\d+\\.wav`), or `"folder"` for
             `{"label": parent folder name}`. A name that does not match is left out with that reason.
         max_fail_fraction: raise when more than this fraction of candidates is left out.
+        decode: decode every file (default), so that truncated files and files holding NaN or infinite
+            samples are left out here with the reason; False checks headers only.
+        progress: a tqdm progress bar; None shows one for 50 or more files on a terminal.
     Returns:
         :class:`ManifestReport` (entries sorted by path, skipped files with reasons, written path).
     Raises:
@@ -308,9 +321,13 @@ def build_manifest(source, out=None, min_duration: float = 0.05, label_fields: S
         pattern = "folder" if label_from == "folder" else re.compile(label_from)
 
     report = ManifestReport()
-    for p, labels in candidates:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(candidates, desc=f"prepare {source.name or source}", unit="file", dynamic_ncols=True,
+               disable=(len(candidates) < 50 or None) if progress is None else not progress)
+    for p, labels in bar:
         try:
-            e = probe(p, min_duration)
+            e = probe(p, min_duration, decode=decode)
             if pattern is not None:
                 labels = {**labels, **_labels_from_name(p, pattern)}
         except _audio.AudioError as err:
