@@ -2,20 +2,33 @@
 
 Commands:
   train      Hydra-composed training:  audiodiff train experiment=tones train.steps=500
-  finetune   same, from a trained run: audiodiff finetune experiment=custom data.manifest=... train.init_from=runs/x
-  generate   WAVs from a run:          audiodiff generate run=runs/tones n=4 labels=[60,64] out=samples/x seed=0
+  finetune   from a trained run:       audiodiff finetune data.manifest=my_wavs/m.jsonl train.init_from=runs/tones
+  generate   WAVs from a run:          audiodiff generate run=runs/tones n=4 labels=[60,62,64,65] out=samples/x seed=0
   prepare    a manifest from a folder: audiodiff prepare source=my_wavs/ out=my_wavs/manifest.jsonl
-  evaluate   judges and reports:       audiodiff evaluate generated=samples/x real=... (see evaluation/cli.py)
-  config     print the composed config of a training command without running it
+  evaluate   judges and reports:       audiodiff evaluate generated=samples/x
+  config     the config, printed only: audiodiff config experiment=fsdd
+  serve      a local web page to generate from a run (see `audiodiff serve --help`)
+
+`audiodiff <command> --help` (or -h) lists the command's keys, defaults and an example. Quote a value with
+braces as one argument, or the shell splits it: 'train.lora={rank:8,alpha:16}'.
+An error prints one line, `audiodiff <command>: error: <message>`, and exits 2 for a bad argument or setting,
+1 for a failure, 130 on Ctrl-C; add --debug (or set AUDIODIFF_DEBUG=1) to see the full traceback.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
-COMMANDS = ("train", "finetune", "generate", "prepare", "evaluate", "config")
+from .errors import AudiodiffError, UsageError
+
+COMMANDS = ("train", "finetune", "generate", "prepare", "evaluate", "config", "serve")
+HELP_FLAGS = ("-h", "--help")
+DEBUG_FLAG = "--debug"
+REQUIRED = object()  # the default of a key that must be given
 
 
 def config_dir() -> Path:
@@ -23,34 +36,175 @@ def config_dir() -> Path:
     env = os.environ.get("AUDIODIFF_CONFIGS")
     d = Path(env) if env else Path(__file__).resolve().parents[1] / "configs"
     if not (d / "train.yaml").exists():
-        raise SystemExit(f"audiodiff: config folder {d} has no train.yaml; set AUDIODIFF_CONFIGS to your configs/")
+        raise UsageError(f"config folder {d} has no train.yaml; set AUDIODIFF_CONFIGS to your configs/ folder")
     return d
 
 
-def compose(overrides: list[str]):
-    """Compose `configs/train.yaml` with Hydra overrides (`experiment=tones`, `train.steps=10`, ...)."""
+def _one_line(msg: str) -> str:
+    """A message on one line: its non-empty lines joined with spaces."""
+    return " ".join(line.strip() for line in str(msg).splitlines() if line.strip())
+
+
+# ---------------------------------------------------------------------- training configs (Hydra)
+def _hydra_compose(overrides: list[str], return_hydra_config: bool = False):
     from hydra import compose as hydra_compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-        return hydra_compose(config_name="train", overrides=list(overrides))
+        return hydra_compose(config_name="train", overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
-def _kv(args: list[str]) -> dict:
+def _override_key(arg: str) -> str:
+    """`+train.x=1` -> `train.x`."""
+    return arg.split("=", 1)[0].lstrip("+~").strip()
+
+
+def _check_overrides(overrides: list[str]) -> None:
+    """Each override parses on its own (so an error names the argument at fault)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for a in overrides:
+        try:
+            parser.parse_override(a)
+        except HydraException as e:  # parse_override raises the base class, parse_overrides a subclass
+            first = _one_line(str(e).split("See https://")[0])
+            raise UsageError(f"cannot parse the setting {a!r} ({first}); write key=value, and quote a list or "
+                             "dict value for the shell as a whole argument, e.g. 'train.lora={rank:8,alpha:16}' "
+                             "or model.channels=[32,64,64]") from None
+
+
+def config_groups() -> dict[str, list[str]]:
+    """The config groups under configs/ and their options (`{"model": ["unet1d_base", ...], ...}`)."""
+    d = config_dir()
+    return {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in sorted(d.iterdir())
+            if g.is_dir() and any(g.glob("*.yaml"))}
+
+
+def _unknown_override(key: str, others: list[str]) -> str:
+    """Explain an override Hydra could not apply: name the section and list its keys."""
+    from omegaconf import DictConfig
+
+    try:
+        base = _hydra_compose(others)
+    except Exception:
+        return f"unknown setting {key!r} (allowed: the keys `audiodiff config` prints)"
+    parts = key.split(".")
+    node, depth = base, 0
+    while depth < len(parts) - 1 and parts[depth] in node and isinstance(node[parts[depth]], DictConfig):
+        node, depth = node[parts[depth]], depth + 1
+    here = ".".join(parts[:depth + 1])
+    if depth < len(parts) - 1 and parts[depth] in node:  # a value (or null) where a section was expected
+        rest = ".".join(parts[depth + 1:])
+        if node[parts[depth]] is None:
+            return f"cannot set {key!r}: {here} is null in this config; set it as a whole, e.g. '{here}={{{rest}:...}}'"
+        return f"cannot set {key!r}: {here} is a value, not a section"
+    section = ".".join(parts[:depth]) or "the top level"
+    return (f"unknown setting {key!r}: {section} has no key {parts[depth]!r}; allowed: "
+            f"{', '.join(str(k) for k in node.keys())}")
+
+
+def _declared_missing(overrides: list[str]) -> list[str]:
+    """Dotted keys the chosen experiment file marks `???` (required).
+
+    OmegaConf's merge keeps an earlier value when the later one is `???`, so `init_from: ???` in an experiment
+    would silently stay `null` from `train/default.yaml`; `compose` puts the requirement back.
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    exp = None
+    for a in overrides:
+        if _override_key(a) == "experiment" and "=" in a and not a.startswith("~"):
+            exp = a.split("=", 1)[1].strip()
+    if not exp or exp == "null":
+        return []
+    path = config_dir() / "experiment" / f"{exp}.yaml"
+    if not path.is_file() or "@package _global_" not in path.read_text().split("\n", 1)[0]:
+        return []
+    raw = OmegaConf.load(path)
+
+    def walk(node, prefix):
+        for k in node.keys():
+            if prefix == "" and k == "defaults":
+                continue
+            key = f"{prefix}{k}"
+            if OmegaConf.is_missing(node, k):
+                yield key
+            elif isinstance(node[k], DictConfig):
+                yield from walk(node[k], key + ".")
+
+    return list(walk(raw, ""))
+
+
+def compose(overrides: list[str]):
+    """Compose `configs/train.yaml` with Hydra overrides (`experiment=tones`, `train.steps=10`, ...).
+
+    Raises UsageError (one line) for an override that does not parse, an unknown key or a missing config option.
+    A value the experiment marks `???` stays missing unless an override sets it.
+    """
+    from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+    from omegaconf import OmegaConf, open_dict
+
+    overrides = list(overrides)
+    _check_overrides(overrides)
+    try:
+        cfg = _hydra_compose(overrides)
+    except MissingConfigException as e:
+        m = re.search(r"Could not find '([^']+)'", str(e))
+        what = m.group(1) if m else None
+        if what and "/" in what and e.options:
+            group, opt = what.rsplit("/", 1)
+            raise UsageError(f"{group}={opt}: there is no configs/{what}.yaml; allowed {group} values: "
+                             f"{', '.join(e.options)}") from None
+        raise UsageError(_one_line(str(e).split("Config search path")[0])) from None
+    except ConfigCompositionException as e:
+        m = re.match(r"Could not override '([^']+)'", str(e))
+        if m and "No match in the defaults list" in str(e):
+            key = m.group(1)
+            opts = config_groups().get(key, [])
+            raise UsageError(f"{key} is a config group that this config does not choose; add one with +{key}=<option> "
+                             f"(options: {', '.join(opts)}) or set values with {key}.<key>=...") from None
+        if m:
+            key = m.group(1)
+            others = [a for a in overrides if _override_key(a) != key]
+            raise UsageError(_unknown_override(key, others)) from None
+        raise UsageError(_one_line(e)) from None
+    except HydraException as e:
+        raise UsageError(_one_line(e)) from None
+    given = [_override_key(a) for a in overrides]
+    for key in _declared_missing(overrides):
+        if not any(key == g or key.startswith(g + ".") for g in given):
+            with open_dict(cfg):
+                OmegaConf.update(cfg, key, "???", merge=False)
+    return cfg
+
+
+MISSING_HINTS = {
+    "data.manifest": "data.manifest=<manifest.jsonl> (make one with `audiodiff prepare source=<folder>`)",
+    "train.init_from": "train.init_from=<run directory to start from, e.g. runs/tones>",
+}
+
+
+def _require(cfg, finetune: bool = False) -> None:
+    """Every `???` value is given; a fine-tune names the run it starts from."""
     from omegaconf import OmegaConf
 
-    bad = [a for a in args if "=" not in a]
-    if bad:
-        raise SystemExit(f"audiodiff: arguments must be key=value; got {bad}")
-    return OmegaConf.to_container(OmegaConf.from_dotlist(args), resolve=True)
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if finetune and "train.init_from" not in missing and OmegaConf.select(cfg, "train.init_from") is None:
+        missing.append("train.init_from")
+    if missing:
+        hints = " ".join(MISSING_HINTS.get(k, f"{k}=<value>") for k in missing)
+        what = "finetune needs" if finetune and "train.init_from" in missing else "missing required"
+        raise UsageError(f"{what} setting{'s' if len(missing) > 1 else ''} {', '.join(missing)}; give {hints}")
 
 
 def _vocoder_experiment(args: list[str]):
     """A `task: vocoder` experiment is a complete config of its own (not composed onto the diffusion defaults)."""
     from omegaconf import OmegaConf
 
-    exp = next((a.split("=", 1)[1] for a in args if a.startswith("experiment=")), None)
+    exp = next((a.split("=", 1)[1] for a in reversed(args) if a.startswith("experiment=")), None)
     if exp is None:
         return None
     path = config_dir() / "experiment" / f"{exp}.yaml"
@@ -63,16 +217,34 @@ def _vocoder_experiment(args: list[str]):
     return load_config(path, [a for a in args if not a.startswith("experiment=")])
 
 
-def cmd_train(args: list[str]) -> None:
-    from omegaconf import OmegaConf
+def _train_args(cmd: str, args: list[str]) -> list[str]:
+    """finetune defaults to `experiment=custom`."""
+    if cmd == "finetune" and not any(_override_key(a) == "experiment" for a in args):
+        return ["experiment=custom", *args]
+    return list(args)
 
+
+def training_config(cmd: str, args: list[str]):
+    """`(config, is_vocoder)` of `audiodiff train|finetune|config args...`, checked but not run."""
+    args = _train_args(cmd, args)
     voc = _vocoder_experiment(args)
     if voc is not None:
+        return voc, True
+    cfg = compose(args)
+    if cmd != "config":
+        _require(cfg, finetune=cmd == "finetune")
+    return cfg, False
+
+
+def cmd_train(args: list[str], cmd: str = "train") -> None:
+    from omegaconf import OmegaConf
+
+    cfg, vocoder = training_config(cmd, args)
+    if vocoder:
         from .vocoders.train import train_vocoder
 
-        train_vocoder(OmegaConf.to_container(voc, resolve=True))
+        train_vocoder(OmegaConf.to_container(cfg, resolve=True))
         return
-    cfg = compose(args)
     from .training.loop import train
 
     run = train(cfg)
@@ -80,44 +252,138 @@ def cmd_train(args: list[str]) -> None:
 
 
 def cmd_finetune(args: list[str]) -> None:
-    if not any(a.startswith(("experiment=", "+experiment=")) for a in args):
-        args = ["experiment=custom", *args]
-    cmd_train(args)
+    cmd_train(args, cmd="finetune")
 
 
 def cmd_config(args: list[str]) -> None:
     from omegaconf import OmegaConf
 
-    cfg = _vocoder_experiment(args)
-    print(OmegaConf.to_yaml(cfg if cfg is not None else compose(args), resolve=True))
+    cfg, _ = training_config("config", args)
+    print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        print(f"audiodiff config: note: required settings not given yet (???): {', '.join(missing)}",
+              file=sys.stderr)
+
+
+# ---------------------------------------------------------------------- key=value commands
+# key -> (kind, default, meaning). kind: "path" (kept as typed), "bool" (true|false), "number", "str",
+# "list" (of strings), or "value" (parsed like YAML and passed on as is: the library checks it).
+GENERATE_KEYS: dict[str, tuple[str, object, str]] = {
+    "run": ("path", REQUIRED, "run directory (newest checkpoint) or runs/<name>/checkpoints/<step>"),
+    "n": ("value", 1, "number of clips (an integer >= 1)"),
+    "seconds": ("value", None, "length of each clip in seconds (default: the training segment length)"),
+    "steps": ("value", None, "sampler steps, an integer >= 1 (default: the run's sampler config)"),
+    "sampler": ("value", None, "ddpm, ddim, euler, heun, dpmpp_2m, dpmpp_2m_sde, ... (default: the run's)"),
+    "labels": ("value", None, "one condition per clip, or one for all: MIDI pitches or class values, e.g. [60,64]"),
+    "pitch": ("value", None, "MIDI pitches, for a model conditioned on both a class (labels) and a pitch"),
+    "guidance": ("value", None, "classifier-free guidance scale (unset or 1: plain conditional sampling)"),
+    "seed": ("value", 0, "integer seed: clip k gets seed+k (or a list, one per clip)"),
+    "batch_size": ("value", None, "generate in chunks of this many clips (memory); results do not change"),
+    "out": ("path", "samples/generated", "output folder: one WAV per clip + generated.jsonl"),
+    "plot": ("bool", False, "also write a spectrogram PNG per clip"),
+    "overwrite": ("bool", False, "write into an out folder that is not empty"),
+    "device": ("path", None, "cpu, cuda, cuda:1, ... (default: cuda when available)"),
+    "vocoder": ("path", None, "mel models: a vocoder folder to use instead of the run's own"),
+    "use_ema": ("bool", True, "use the EMA weights (false: the raw training weights)"),
+    "step": ("value", None, "checkpoint step to load (default: the newest)"),
+}
+PREPARE_KEYS: dict[str, tuple[str, object, str]] = {
+    "source": ("path", REQUIRED, "a folder of audio (searched recursively), a .csv or a .jsonl manifest"),
+    "out": ("path", None, "manifest to write (default for a folder: <source>/manifest.jsonl; else only reported)"),
+    "min_duration": ("number", 0.05, "leave out files shorter than this many seconds"),
+    "label_from": ("str", None, "labels from file names: a regex with named groups, or 'folder'"),
+    "label_fields": ("list", None, "CSV/JSONL columns to keep as labels, e.g. [label,speaker] (default: all)"),
+    "path_column": ("str", "path", "the CSV column holding the file paths"),
+    "extensions": ("list", None, "file extensions to take from a folder, e.g. [.wav,.flac]"),
+    "max_fail_fraction": ("number", 0.5, "fail when more than this share of the files is left out"),
+}
+EXAMPLES = {
+    "train": "audiodiff train experiment=tones train.steps=2000",
+    "finetune": "audiodiff finetune data.manifest=my_wavs/manifest.jsonl train.init_from=runs/tones "
+                "'train.lora={rank:8,alpha:16}'",
+    "config": "audiodiff config experiment=fsdd",
+    "generate": "audiodiff generate run=runs/tones n=4 labels=[60,62,64,65] out=samples/x seed=0",
+    "prepare": "audiodiff prepare source=my_wavs/ out=my_wavs/manifest.jsonl",
+}
+
+
+def parse_keys(args: list[str], keys: dict[str, tuple[str, object, str]], defaults: bool = True) -> dict:
+    """`key=value` arguments checked against a key table: unknown, repeated or missing keys raise UsageError.
+
+    Values are typed like YAML (`n=4` -> 4, `labels=[60,64]` -> a list, `seed=abc` -> "abc") and passed on as
+    given (never rounded or replaced); "path" keys keep the text as typed; "bool" keys must be true or false.
+    With `defaults`, keys not given get the table's default.
+    """
+    from omegaconf import OmegaConf
+
+    allowed = ", ".join(keys)
+    out: dict = {}
+    for a in args:
+        if "=" not in a:
+            raise UsageError(f"{a!r} is not key=value; allowed keys: {allowed}")
+        k, text = a.split("=", 1)
+        k = k.strip()
+        if k not in keys:
+            raise UsageError(f"unknown key {k!r}; allowed keys: {allowed}")
+        if k in out:
+            raise UsageError(f"key {k!r} given twice")
+        kind = keys[k][0]
+        if kind == "path":
+            if not text.strip():
+                raise UsageError(f"{k}= is empty; give {k}=<{keys[k][2].split(',')[0]}>")
+            out[k] = text
+            continue
+        try:
+            value = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={text}"]))["v"]
+        except Exception as e:
+            raise UsageError(f"{k}={text!r} does not parse ({_one_line(e).split(' in ')[0]}); write lists as "
+                             "[a,b] and quote them for the shell") from None
+        ok = {"bool": lambda v: isinstance(v, bool),
+              "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "str": lambda v: isinstance(v, str),
+              "list": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+              "value": lambda v: True}[kind](value)
+        if not ok:
+            need = {"bool": "true or false", "number": "a number", "str": "a string",
+                    "list": "a list of strings, e.g. [a,b]"}[kind]
+            raise UsageError(f"{k}={text!r} is not allowed; allowed: {need}")
+        out[k] = value
+    missing = [k for k, (_, default, _) in keys.items() if default is REQUIRED and k not in out]
+    if missing:
+        raise UsageError(f"missing required key{'s' if len(missing) > 1 else ''} "
+                         + "; ".join(f"{k} ({keys[k][2]})" for k in missing))
+    for k, (_, default, _) in keys.items():
+        if defaults and k not in out and default is not REQUIRED:
+            out[k] = default
+    return out
+
+
+def _folder_in_use(folder: Path) -> bool:
+    return folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
 
 
 def cmd_generate(args: list[str]) -> None:
+    kv = parse_keys(args, GENERATE_KEYS)
+    folder = Path(kv["out"])
+    if _folder_in_use(folder) and not kv["overwrite"]:  # before loading the model: fail in a second, not after
+        what = "is a file" if not folder.is_dir() else "is not empty"
+        raise UsageError(f"out={folder} {what}; choose a new folder or add overwrite=true")
     from .pipeline import Pipeline
 
-    kv = _kv(args)
-    allowed = {"run", "n", "seconds", "steps", "sampler", "labels", "guidance", "seed", "batch_size", "out", "plot",
-               "device", "vocoder", "use_ema", "pitch"}
-    unknown = sorted(set(kv) - allowed)
-    if unknown or "run" not in kv:
-        raise SystemExit(f"audiodiff generate: need run=<dir>; unknown keys {unknown}; allowed: {sorted(allowed)}")
-    pipe = Pipeline.from_pretrained(kv["run"], device=kv.get("device"), use_ema=kv.get("use_ema", True),
-                                    vocoder=kv.get("vocoder"))
-    out = pipe.generate(n=int(kv.get("n", 1)), seconds=kv.get("seconds"), steps=kv.get("steps"),
-                        sampler=kv.get("sampler"), labels=kv.get("labels"), guidance=kv.get("guidance"),
-                        seed=kv.get("seed", 0), batch_size=kv.get("batch_size"), pitch=kv.get("pitch"))
-    folder = Path(kv.get("out", "samples/generated"))
-    paths = out.save(folder, plot=bool(kv.get("plot", False)))
+    pipe = Pipeline.from_pretrained(kv["run"], device=kv["device"], use_ema=kv["use_ema"], vocoder=kv["vocoder"],
+                                    step=kv["step"])
+    out = pipe.generate(n=kv["n"], seconds=kv["seconds"], steps=kv["steps"], sampler=kv["sampler"],
+                        labels=kv["labels"], guidance=kv["guidance"], seed=kv["seed"], batch_size=kv["batch_size"],
+                        pitch=kv["pitch"])
+    paths = out.save(folder, plot=kv["plot"], overwrite=kv["overwrite"])
     print(f"wrote {len(paths)} files to {folder} ({out.sample_rate} Hz)")
 
 
 def cmd_prepare(args: list[str]) -> None:
+    kv = parse_keys(args, PREPARE_KEYS, defaults=False)  # build_manifest's own defaults (the table shows them)
     from .data.manifest import build_manifest
 
-    kv = _kv(args)
-    if "source" not in kv:
-        raise SystemExit("audiodiff prepare: need source=<folder | file.csv | file.jsonl> [out=manifest.jsonl] "
-                         "[min_duration=0.05] [label_from=<regex with named groups>]")
     source = kv.pop("source")
     out = kv.pop("out", None) or (Path(source) / "manifest.jsonl" if Path(source).is_dir() else None)
     result = build_manifest(source, out=out, **kv)
@@ -127,20 +393,197 @@ def cmd_prepare(args: list[str]) -> None:
 def cmd_evaluate(args: list[str]) -> None:
     from .evaluation.cli import main as eval_main
 
-    sys.exit(eval_main(args) or 0)
+    code = eval_main(args) or 0
+    if code:
+        raise SystemExit(code)
+
+
+def _serve():
+    """`(cmd_serve, HELP)` of audiodiff/serve.py, imported only when `serve` is asked for."""
+    try:
+        from .serve import HELP, cmd_serve
+    except ImportError as e:
+        raise AudiodiffError(f"the serve command is not available: cannot import it from audiodiff.serve "
+                             f"({_one_line(e)}); reinstall audiodiff (make install)") from None
+    return cmd_serve, HELP
+
+
+def cmd_serve(args: list[str]) -> None:
+    _serve()[0](args)
+
+
+# ---------------------------------------------------------------------- help
+def _fmt(v) -> str:
+    if isinstance(v, str):
+        return v
+    return json.dumps(v)
+
+
+def _flat(data, prefix=""):
+    """`(dotted key, shown value)` of a plain nested dict; empty dicts and lists are shown as values."""
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            yield from _flat(v, key + ".")
+        else:
+            yield key, "???  (required)" if v == "???" else _fmt(v)
+
+
+def _table(rows: list[tuple[str, ...]], indent: str = "  ") -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows)
+
+
+def help_training(cmd: str, args: list[str]) -> str:
+    """--help of train / finetune / config: the composed config's keys and values, and the config groups."""
+    from omegaconf import OmegaConf
+
+    what = {"train": "Train a model with the config composed from configs/train.yaml and the settings given.",
+            "finetune": "Train starting from a trained run (train.init_from=, required), by default with "
+                        "experiment=custom (your own manifest, data.manifest=, required).",
+            "config": "Print the config a training command would use, without running it."}[cmd]
+    lines = [f"usage: audiodiff {cmd} [experiment=<name>] [group=<option> ...] [key=value ...] [--help] [--debug]",
+             "", what, f"Example: {EXAMPLES[cmd]}", ""]
+    full = _train_args(cmd, args)
+    voc = _vocoder_experiment(full)
+    if voc is not None:
+        cfg = voc
+        lines += ["This experiment is a complete vocoder config (task: vocoder); config groups do not apply.", ""]
+    else:
+        cfg = compose(full)  # a bad setting is the usual one-line error
+        choices = _hydra_compose(full, return_hydra_config=True).hydra.runtime.choices
+        groups = config_groups()
+        width = max(len(g) for g in groups) + 2
+        lines += ["Config groups (choose one option with group=option; now: the option in use):"]
+        for g, opts in groups.items():
+            if g in choices:
+                lines.append(f"  {(g + '=').ljust(width)}  now: {choices[g] or 'none'};  options: {', '.join(opts)}")
+            else:  # a group the defaults list does not name (e.g. vocoder): appended with +group=option
+                lines.append(f"  {('+' + g + '=').ljust(width)}  not chosen (add one with +{g}=...);  "
+                             f"options: {', '.join(opts)}")
+        lines += [""]
+    try:
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # e.g. an ${oc.env:...} that is not set here: show the expression
+        data = OmegaConf.to_container(cfg, resolve=False)
+    shown = " ".join(full) or "the defaults"
+    lines += [f"Settings of this config ({shown}); override any with key=value:"]
+    rows = list(_flat(data))
+    width = max(len(k) for k, _ in rows)
+    lines += [f"  {k.ljust(width)}  = {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def help_keys(cmd: str) -> str:
+    """--help of generate / prepare: the key table the argument check uses."""
+    keys = {"generate": GENERATE_KEYS, "prepare": PREPARE_KEYS}[cmd]
+    what = {"generate": "Generate clips from a trained run; writes one WAV per clip and generated.jsonl into out.",
+            "prepare": "Build a JSONL manifest from a folder of audio, a CSV or a JSONL, listing skipped files."}[cmd]
+    req = " ".join(f"{k}=<...>" for k, (_, d, _) in keys.items() if d is REQUIRED)
+    rows = [("key", "default", "meaning")]
+    rows += [(k, "(required)" if d is REQUIRED else _fmt(d), m) for k, (_, d, m) in keys.items()]
+    return "\n".join([f"usage: audiodiff {cmd} {req} [key=value ...] [--help] [--debug]", "", what,
+                      f"Example: {EXAMPLES[cmd]}", "", _table(rows)])
+
+
+def command_help(cmd: str, args: list[str]) -> str:
+    if cmd in ("train", "finetune", "config"):
+        return help_training(cmd, [a for a in args if a not in HELP_FLAGS])
+    if cmd in ("generate", "prepare"):
+        return help_keys(cmd)
+    if cmd == "evaluate":
+        from .evaluation.cli import HELP
+
+        return HELP
+    return _serve()[1]
+
+
+# ---------------------------------------------------------------------- main
+def _check_options(cmd: str, args: list[str]) -> None:
+    bad = [a for a in args if a.startswith("-") and a not in HELP_FLAGS]
+    if bad:
+        raise UsageError(f"unknown option {bad[0]!r}; options: --help (-h), --debug; settings are key=value "
+                         f"(see audiodiff {cmd} --help)")
+
+
+def _describe(e: BaseException) -> tuple[int, str]:
+    """(exit code, one-line message) for an exception that reached the command line."""
+    if isinstance(e, AudiodiffError):
+        return e.exit_code, _one_line(e)
+    mod = type(e).__module__ or ""
+    if mod.startswith("omegaconf"):
+        key = getattr(e, "full_key", None)
+        if type(e).__name__ == "MissingMandatoryValue" and key:
+            return 2, f"missing required setting {key}; give {MISSING_HINTS.get(key, f'{key}=<value>')}"
+        msg = _one_line(str(e).split("full_key:")[0])
+        return 2, f"bad setting{f' {key}' if key else ''}: {msg}"
+    if mod.startswith("hydra"):
+        return 2, _one_line(e)
+    if isinstance(e, OSError):
+        return 1, _one_line(e)
+    return 1, (f"unexpected {type(e).__name__}: {_one_line(e)} (run again with --debug or AUDIODIFF_DEBUG=1 to "
+               "see the traceback, and please report it)")
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe (`audiodiff --help | head`): point stdout at /dev/null so the exit flush is silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _run(cmd: str | None, rest: list[str]) -> None:
+    if cmd is None or cmd in HELP_FLAGS or cmd == "help":
+        if cmd == "help" and rest and rest[0] in COMMANDS:
+            print(command_help(rest[0], rest[1:]))
+        else:
+            print(__doc__.strip())
+        return
+    if cmd not in COMMANDS:
+        raise UsageError(f"unknown command {cmd!r}; allowed: {', '.join(COMMANDS)}")
+    if any(a in HELP_FLAGS for a in rest):
+        print(command_help(cmd, rest))
+        return
+    if cmd != "serve":
+        _check_options(cmd, rest)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    {"train": cmd_train, "finetune": cmd_finetune, "generate": cmd_generate, "prepare": cmd_prepare,
+     "evaluate": cmd_evaluate, "config": cmd_config, "serve": cmd_serve}[cmd](rest)
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run `audiodiff <command> ...`; errors become one line on stderr and the exit code (2 usage, 1 failure)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(__doc__)
-        return
-    cmd, rest = argv[0], argv[1:]
-    if cmd not in COMMANDS:
-        raise SystemExit(f"audiodiff: unknown command {cmd!r}; allowed: {', '.join(COMMANDS)}")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    {"train": cmd_train, "finetune": cmd_finetune, "generate": cmd_generate, "prepare": cmd_prepare,
-     "evaluate": cmd_evaluate, "config": cmd_config}[cmd](rest)
+    debug = DEBUG_FLAG in argv or os.environ.get("AUDIODIFF_DEBUG", "").strip().lower() in ("1", "true", "yes")
+    argv = [a for a in argv if a != DEBUG_FLAG]
+    cmd = argv[0] if argv else None
+    prog = f"audiodiff {cmd}" if cmd in COMMANDS else "audiodiff"
+    try:
+        _run(cmd, argv[1:])
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        raise SystemExit(141) from None
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{prog}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except SystemExit as e:
+        if isinstance(e.code, str):  # a library's own SystemExit("message")
+            print(f"{prog}: error: {_one_line(e.code)}", file=sys.stderr)
+            raise SystemExit(1) from None
+        raise
+    except Exception as e:
+        if debug:
+            raise
+        code, msg = _describe(e)
+        if cmd and msg.startswith(f"{cmd}: "):  # a message that already names the command
+            msg = msg[len(cmd) + 2:]
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        raise SystemExit(code) from None
 
 
 if __name__ == "__main__":

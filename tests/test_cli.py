@@ -65,9 +65,10 @@ def _first_lines(manifest, n, folder):
     return str(write_manifest(read_manifest(manifest)[:n], folder / "manifest.jsonl"))
 
 
-def test_unknown_command_lists_allowed():
-    with pytest.raises(SystemExit, match="allowed: train, finetune"):
+def test_unknown_command_lists_allowed(capsys):
+    with pytest.raises(SystemExit) as e:
         cli.main(["trian"])
+    assert e.value.code == 2 and "allowed: train, finetune" in capsys.readouterr().err
 
 
 def _tiny_overrides(run_dir):
@@ -96,6 +97,7 @@ def test_console_script_and_python_m_give_the_same_run(tmp_path):
     assert [r["pitch"] for r in rows] == [60, 62]
 
 
-def test_generate_refuses_unknown_keys(tmp_path):
-    with pytest.raises(SystemExit, match="unknown keys \\['bogus'\\]"):
+def test_generate_refuses_unknown_keys(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
         cli.main(["generate", f"run={tmp_path}", "bogus=1"])
+    assert e.value.code == 2 and "unknown key 'bogus'" in capsys.readouterr().err

@@ -20,7 +20,10 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["main", "parse_args", "evaluate_generated", "read_generated", "USAGE", "TRAIN_KEYS", "EVAL_KEYS"]
+from ..errors import UsageError as _UsageError
+
+__all__ = ["main", "parse_args", "evaluate_generated", "read_generated", "USAGE", "HELP", "TRAIN_KEYS", "EVAL_KEYS",
+           "UsageError"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,13 @@ USAGE = """usage:
   audiodiff evaluate generated=<folder> [real=<manifest.jsonl>] [judge=<dir>] [label=<field>] [out=<dir>]
       [pitch_field=pitch] [tolerance_cents=50] [embedder=judge|vggish|clap] [embedder_weights=<path>]
       [seed=0] [device=cpu|cuda]"""
+HELP = USAGE + """
+
+Train a judge classifier on a labelled manifest, or score a folder of generated WAVs (accuracy, IS, mIS, Frechet
+distance with a judge; pitch accuracy when generated.jsonl has asked pitches). Writes report.json / report.md.
+Examples:
+  audiodiff evaluate train-judge data=../shared/data/fsdd/manifest.jsonl label=label out=runs/fsdd/judge
+  audiodiff evaluate generated=samples/x"""
 
 # key -> (type, required)
 TRAIN_KEYS: dict[str, tuple[type, bool]] = {
@@ -46,11 +56,11 @@ EVAL_KEYS: dict[str, tuple[type, bool]] = {
 GENERATED_MANIFEST = "generated.jsonl"
 
 
-class UsageError(SystemExit):
-    """Bad command line; the message names the problem and shows the usage."""
+class UsageError(_UsageError):
+    """Bad `audiodiff evaluate` arguments; one line naming the key and the allowed keys (exit code 2)."""
 
     def __init__(self, msg: str):
-        super().__init__(f"audiodiff evaluate: {msg}\n{USAGE}")
+        super().__init__(f"{msg} (see audiodiff evaluate --help)")
 
 
 def parse_args(argv: Sequence[str], keys: dict[str, tuple[type, bool]]) -> dict[str, Any]:
@@ -81,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "evaluate":
         argv = argv[1:]
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
-        return 0 if argv else 2
+    if not argv:
+        raise UsageError("give train-judge data=... label=... out=..., or generated=<folder>")
+    if argv[0] in ("-h", "--help", "help") or any(a in ("-h", "--help") for a in argv):
+        print(HELP)
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if argv[0] == "train-judge":
         args = parse_args(argv[1:], TRAIN_KEYS)

@@ -9,6 +9,7 @@ import torch
 from audiodiff.audio import save
 from audiodiff.data.manifest import write_manifest
 from audiodiff.evaluation import metrics as M
+from audiodiff.errors import UsageError
 from audiodiff.evaluation.cli import EVAL_KEYS, main, read_generated
 from audiodiff.evaluation.judge import Judge, fit_length
 from audiodiff.evaluation.report import write_report
@@ -108,11 +109,11 @@ def test_write_report_strict_json_and_dashes(tmp_path):
 
 
 def test_cli_and_folder_errors(tmp_path):
-    with pytest.raises(SystemExit, match="unknown key 'foo'; allowed keys"):
+    with pytest.raises(UsageError, match="unknown key 'foo'; allowed keys"):
         main(["generated=x", "foo=1"])
-    with pytest.raises(SystemExit, match=r"missing required key\(s\) \['generated'\]"):
+    with pytest.raises(UsageError, match=r"missing required key\(s\) \['generated'\]"):
         main(["judge=x"])
-    with pytest.raises(SystemExit, match="not a valid int"):
+    with pytest.raises(UsageError, match="not a valid int"):
         main(["train-judge", "data=a", "label=b", "out=c", "epochs=many"])
     assert "generated" in EVAL_KEYS
     with pytest.raises(FileNotFoundError, match="no .wav files"):
