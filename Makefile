@@ -1,6 +1,6 @@
 # Two commands on a fresh machine (Python 3.10+):
 #   make demo   train a pitch-conditioned model on the built-in notes, generate samples/demo/, score pitch
-#   make test   the test suite (CPU)
+#   make test   the test suite (CPU; the web page test also needs Debian's chromium + chromium-driver)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,web]'
 	$(BIN)/python -c "import audiodiff._check as c; c.check_torch_pair()"
 	touch $(STAMP)
 
