@@ -332,10 +332,14 @@ class Pipeline:
             raise PipelineError(f"{ck['dir']} holds a {meta.get('kind')!r} checkpoint, not a diffusion model")
         net = models.build(meta["model"])
         weights = ck["ema"] if (use_ema and ck["ema"] is not None) else ck["model"]
-        if meta.get("lora"):  # a LoRA fine-tune: rebuild the adapters, load, then fold them into the weights
+        if meta.get("weights") == "adapters":  # a LoRA fine-tune that stores adapters + a reference to its base
+            from .training.finetune import lora_net
+
+            net = lora_net(net, meta, weights, ck["dir"])
+        elif meta.get("lora") and meta.get("weights") != "merged":  # adapters inside full weights (older runs)
             from .training.lora import apply_lora, merge_lora
 
-            apply_lora(net, **meta["lora"])
+            apply_lora(net, **{k: v for k, v in meta["lora"].items() if k != "merge"})
             net.load_state_dict(weights)
             merge_lora(net)
         else:

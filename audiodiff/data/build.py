@@ -33,9 +33,13 @@ DATA_KEYS = {"kind", "sample_rate", "segment_seconds", "representation", "mel", 
 __all__ = ["build_dataset", "collate", "KINDS", "REPRESENTATIONS"]
 
 
-def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = "cpu") -> dict:
+def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = "cpu", vocab=None) -> dict:
     """Dataset for `split` ("train" or "valid") and `info` (sample_rate, segment_samples, channels,
-    conditions, vocab values, num_classes, pitch_range) for the checkpoint's meta."""
+    conditions, vocab values, num_classes, pitch_range) for the checkpoint's meta.
+
+    `vocab`: label values in id order (a fine-tune passes its base run's); None builds the sorted vocabulary of
+    the manifest's labels."""
+    vocab_values = None if vocab is None else list(vocab)
     cfg = dict(cfg)
     unknown = sorted(set(cfg) - DATA_KEYS)
     if unknown:
@@ -65,6 +69,9 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
         if split == "valid":  # a disjoint set of notes: another seed
             s_seed, n = s_seed + 1_000_003, max(1, n // 10)
         ds = SynthNotes(n, sample_rate=sr, seconds=seconds, conditions=conditions, seed=s_seed, **s)
+        if vocab_values is not None and ds.vocab is not None and list(ds.vocab.values) != vocab_values:
+            raise ValueError(f"data.kind=synth makes the labels {list(ds.vocab.values)}, not the given vocabulary "
+                             f"{vocab_values}; fine-tune on a manifest, or with the base run's synth settings")
         pitches = ds.pitches
     else:
         if not cfg.get("manifest"):
@@ -91,7 +98,8 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
         if "labels" in conditions:
             from .datasets import Vocabulary
 
-            vocab = Vocabulary.from_entries(entries, conditions["labels"])
+            vocab = (Vocabulary.from_entries(entries, conditions["labels"]) if vocab_values is None
+                     else Vocabulary.ordered(vocab_values, conditions["labels"]))
         if precompute:
             ds = MelDataset(part, mel, segment_seconds=seconds, vocab=vocab, device=device,
                             cache_dir=cfg.get("cache_dir"), **common)

@@ -130,6 +130,16 @@ class Vocabulary:
         self._ids = {v: i for i, v in enumerate(self.values)}
 
     @classmethod
+    def ordered(cls, values: Sequence, name: str = "label") -> "Vocabulary":
+        """A vocabulary whose ids follow `values` as given (a fine-tune keeps its base run's ids)."""
+        vocab = cls(values, name=name)
+        if len(vocab.values) != len(values):
+            raise VocabularyError(f"vocabulary '{name}': values repeat in {list(values)}")
+        vocab.values = list(values)
+        vocab._ids = {v: i for i, v in enumerate(vocab.values)}
+        return vocab
+
+    @classmethod
     def from_entries(cls, entries: Sequence[dict], field: str) -> "Vocabulary":
         """Vocabulary of `field` over manifest entries; raises naming an entry that lacks the field."""
         missing = [e["path"] for e in entries if field not in e]

@@ -27,6 +27,7 @@ from torch import nn
 from .. import models, objectives, samplers, schedules
 from ..mel import MelSpec
 from . import distributed as dist_utils
+from . import finetune
 from .checkpoint import CheckpointError, clean_run_dir, load_checkpoint, save_checkpoint, scan_checkpoints
 from .ema import EMA
 from .lock import LockHeld, RunLock, describe_holder
@@ -65,7 +66,8 @@ class RunDirBusyError(TrainingError):
 
 
 # Top-level keys of a training config; `task` and `name` come from configs/train.yaml (`name` makes run_dir).
-TOP_LEVEL_KEYS = ("task", "name", "run_dir", "model", "objective", "schedule", "sampler", "data", "vocoder", "train")
+TOP_LEVEL_KEYS = ("task", "name", "run_dir", "model", "objective", "schedule", "sampler", "data", "vocoder", "train",
+                  "finetune")
 
 
 def _is_int(v) -> bool:
@@ -103,9 +105,10 @@ TRAIN_RULES = {
     **{k: ("true or false", lambda v: isinstance(v, bool)) for k in ("compile", "resume", "progress")},
     "init_from": ("null or the path of a run or checkpoint directory",
                   lambda v: v is None or (isinstance(v, str) and v != "")),
-    "lora": ("null or a mapping with keys among ['alpha', 'rank', 'targets'] (rank an integer >= 1, alpha a number "
-             "> 0, targets a regex)",
-             lambda v: v is None or (isinstance(v, dict) and set(v) <= {"rank", "alpha", "targets"}
+    "lora": ("null or a mapping with keys among ['alpha', 'merge', 'rank', 'targets'] (rank an integer >= 1, alpha "
+             "a number > 0, targets a regex, merge true/false: save full merged weights at the end)",
+             lambda v: v is None or (isinstance(v, dict) and set(v) <= {"rank", "alpha", "targets", "merge"}
+                                     and isinstance(v.get("merge", False), bool)
                                      and (_is_int(v.get("rank", 1)) and v.get("rank", 1) >= 1)
                                      and (_is_num(v.get("alpha", 1.0)) and v.get("alpha", 1.0) > 0)
                                      and isinstance(v.get("targets", ""), str))),
@@ -158,6 +161,16 @@ def check_config(cfg: dict) -> None:
             raise TrainingConfigError(f"train.{key} must be set (the config has ???); allowed: {allowed}")
         if not ok(value):
             raise _bad(f"train.{key}", value, allowed)
+    ft = cfg.get("finetune")
+    if ft is not None:
+        if not isinstance(ft, dict):
+            raise _bad("finetune", ft, "a mapping with keys among " + str(sorted(finetune.FINETUNE_DEFAULTS)))
+        _check_keys("finetune", ft, finetune.FINETUNE_DEFAULTS)
+        if not isinstance(ft.get("extend_vocab", False), bool):
+            raise _bad("finetune.extend_vocab", ft["extend_vocab"], "true or false")
+        if ft.get("extend_vocab") and not cfg["train"].get("init_from"):
+            raise TrainingConfigError("finetune.extend_vocab=true needs train.init_from (the run to fine-tune); "
+                                      "allowed: set train.init_from, or finetune.extend_vocab=false")
     model = _section(cfg, "model")
     if model.get("name") not in models.NETWORKS:
         raise _bad("model.name", model.get("name"), sorted(models.NETWORKS))
@@ -415,22 +428,14 @@ def _train(cfg: dict, device: str, rank: int, local_rank: int, world: int) -> Pa
     run_dir = Path(cfg["run_dir"])
     seed_everything(t["seed"] + rank)
 
-    # ---- fine-tuning starts from a run: its network and sample rate win over the config's
-    init = None
+    # ---- fine-tuning starts from a run: it adopts what defines the model's meaning (training/finetune.py)
+    init = plan = None
     if t["init_from"]:
-        init = load_checkpoint(t["init_from"], train_state=False)
-        if init["meta"].get("kind", "diffusion") != "diffusion":
-            raise TrainingError(f"init_from={t['init_from']} is a {init['meta'].get('kind')} checkpoint, not a diffusion model")
-        if cfg["model"] != init["meta"]["model"]:
-            log.info("init_from: using the network of %s (%s)", init["dir"], init["meta"]["model"].get("name"))
-        cfg["model"] = dict(init["meta"]["model"])
-        if cfg["data"].get("sample_rate") != init["meta"]["sample_rate"]:
-            log.info("init_from: data.sample_rate %s -> %s (the model's)", cfg["data"].get("sample_rate"),
-                     init["meta"]["sample_rate"])
-            cfg["data"]["sample_rate"] = init["meta"]["sample_rate"]
+        init = finetune.load_base(t["init_from"])
+        plan = finetune.adopt_base(cfg, init)
 
     # ---- data
-    data = build_dataset(cfg["data"], split="train", seed=t["seed"])
+    data = build_dataset(cfg["data"], split="train", seed=t["seed"], vocab=plan["vocab"] if plan else None)
     dataset, info = data["dataset"], data["info"]
     representation = cfg["data"].get("representation", "waveform")
     melspec = MelSpec(**cfg["data"]["mel"]) if representation == "mel" else None
@@ -443,25 +448,27 @@ def _train(cfg: dict, device: str, rank: int, local_rank: int, world: int) -> Pa
             net_cfg["num_classes"] = info["num_classes"]
         if wants_pitch:
             net_cfg["pitch"] = True
-    else:  # keep the base network whole: a condition the new data lacks is simply dropped (null embedding)
-        if wants_pitch and not net_cfg.get("pitch"):
-            raise TrainingError("init_from: the base network has no 'pitch' conditioning but the data asks for it")
-        if info.get("num_classes") and net_cfg.get("num_classes") != info["num_classes"]:
-            raise TrainingError(f"init_from: the base network has {net_cfg.get('num_classes')} classes, the data "
-                                f"{info['num_classes']} ({info['vocab']}); fine-tune without labels or with the same ones")
     net = models.build(net_cfg)
+    lora = dict(t["lora"]) if t["lora"] else None
+    merge_lora_at_end = bool(lora.pop("merge", False)) if lora else False
     if init is not None:
-        weights = init["ema"] if init["ema"] is not None else init["model"]
-        missing, unexpected = net.load_state_dict(weights, strict=False)
-        if unexpected or missing:
-            raise TrainingError(f"init_from={t['init_from']}: weights do not fit this network "
-                                f"(missing {missing[:5]}, unexpected {unexpected[:5]}); use the same model preset")
-        log.info("initialised from %s (step %d)", init["dir"], init["step"])
-    if t["lora"]:
+        weights, init_weights = finetune.base_weights(init)
+        weights = finetune.extend_label_rows(weights, plan["base_num_classes"], net_cfg.get("num_classes") or 0)
+        _load_weights(net, weights, init["dir"] / f"{init_weights}.safetensors")
+        log.info("initialised from %s (step %d, %s weights)", init["dir"], init["step"], init_weights)
+    if lora:
         from .lora import apply_lora
 
-        wrapped = apply_lora(net, **t["lora"])
+        wrapped = apply_lora(net, **lora)
+        if plan and plan["added_labels"]:  # the new label rows train under LoRA too; the base's rows stay frozen
+            lo, hi = plan["base_num_classes"], net_cfg["num_classes"]
+            for name, module in net.named_modules():
+                if name.endswith("label_emb"):
+                    module.requires_grad_(True)
+                    module.weight.register_hook(lambda g, lo=lo, hi=hi: _only_rows(g, lo, hi))
         log.info("LoRA on %d layers", len(wrapped))
+    # a LoRA run saves only what it trains (adapters, new label rows) and names the base it needs
+    saved_keys = {n for n, p in net.named_parameters() if p.requires_grad} if (lora and init is not None) else None
     net.to(device)
     denoiser = objectives.build(net, cfg["objective"]).to(device)
     params = [p for p in net.parameters() if p.requires_grad]
@@ -489,8 +496,15 @@ def _train(cfg: dict, device: str, rank: int, local_rank: int, world: int) -> Pa
         ck = load_checkpoint(run_dir, map_location="cpu")
         check_resume(ck, net_cfg, t, run_dir)
         ts = ck["train_state"]
-        _load_weights(net, ck["model"], ck["dir"] / "model.safetensors")
-        _load_weights(ema.model, ck["ema"], ck["dir"] / "ema.safetensors")
+        if ck["meta"].get("weights") == "merged":
+            if ts["step"] >= t["steps"]:
+                log.info("%s already trained for %d steps (LoRA merged into its weights)", run_dir, ts["step"])
+                dist_utils.cleanup()
+                return run_dir
+            raise CheckpointError(f"{ck['dir']}: holds LoRA merged into full weights (lora.merge=true), which cannot "
+                                  f"resume as LoRA; fine-tune further with train.init_from={ck['dir']}")
+        _load_weights(net, _complete(net, ck["model"], saved_keys), ck["dir"] / "model.safetensors")
+        _load_weights(ema.model, _complete(ema.model, ck["ema"], saved_keys), ck["dir"] / "ema.safetensors")
         ema.num_updates = int(ts["ema_updates"])
         opt.load_state_dict(ts["optimizer"])
         step = ts["step"]
@@ -510,8 +524,14 @@ def _train(cfg: dict, device: str, rank: int, local_rank: int, world: int) -> Pa
         "channels": info.get("channels", 1), "segment_samples": info["segment_samples"],
         "conditions": info.get("conditions", {}), "vocab": info.get("vocab"), "vocoder": cfg.get("vocoder"),
         "pitch_range": info.get("pitch_range"), "lora": t["lora"],
-        "init_from": str(init["dir"]) if init is not None else None,
+        "init_from": str(Path(init["dir"]).resolve()) if init is not None else None,
+        "weights": "adapters" if saved_keys is not None else "full",
     }
+    if plan is not None:  # the fine-tuned model keeps every condition and label of its base
+        meta.update(conditions=plan["conditions"], vocab=plan["vocab"],
+                    pitch_range=_union_range(plan["pitch_range"], info.get("pitch_range")),
+                    init_step=init["step"], init_weights=init_weights,
+                    init_sha256=finetune.file_digest(init["dir"] / f"{init_weights}.safetensors"))
     order = BatchOrder(len(dataset), t["batch_size"], t["seed"], rank, world)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -588,11 +608,13 @@ def _train(cfg: dict, device: str, rank: int, local_rank: int, world: int) -> Pa
                 if main:
                     metrics_file.flush()  # rows up to a checkpoint survive a kill -9
                     os.fsync(metrics_file.fileno())
+                    model_state, ema_state, ck_meta = _saved_state(net, ema.model, saved_keys, meta,
+                                                                   merge_lora_at_end and step == t["steps"])
                     save_checkpoint(
-                        run_dir, step, net.state_dict(), ema.state_dict(),
+                        run_dir, step, model_state, ema_state,
                         {"optimizer": opt.state_dict(), "step": step, "data_position": [epoch, batch_in_epoch],
                          "ema_updates": ema.num_updates, "rng": rngs},
-                        mel=melspec, meta=meta, keep=t["keep_checkpoints"])
+                        mel=melspec, meta=ck_meta, keep=t["keep_checkpoints"])
                 dist_utils.barrier()
             if out_of_time:
                 if main:
@@ -607,6 +629,41 @@ def _train(cfg: dict, device: str, rank: int, local_rank: int, world: int) -> Pa
             writer.close()
     dist_utils.cleanup()
     return run_dir
+
+
+def _only_rows(grad: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """Gradient of an embedding table with every row outside `[lo, hi)` zeroed (those rows stay as they are)."""
+    keep = torch.zeros(grad.shape[0], 1, dtype=grad.dtype, device=grad.device)
+    keep[lo:hi] = 1
+    return grad * keep
+
+
+def _union_range(a, b):
+    """The smallest `[lo, hi]` covering both ranges (either may be None)."""
+    both = [r for r in (a, b) if r]
+    return [min(r[0] for r in both), max(r[1] for r in both)] if both else None
+
+
+def _complete(module: nn.Module, state: dict, saved_keys: set | None) -> dict:
+    """A LoRA run's checkpoint holds only `saved_keys`: fill the rest from `module` (the base it was built on)."""
+    if saved_keys is None:
+        return state
+    return {**module.state_dict(), **state} if set(state) == saved_keys else state
+
+
+def _saved_state(net: nn.Module, ema_net: nn.Module, saved_keys: set | None, meta: dict, merge: bool):
+    """What a checkpoint stores: full weights, only a LoRA run's trained tensors, or (merge) LoRA folded in."""
+    if merge:
+        import copy
+
+        from .lora import merge_lora
+
+        return (merge_lora(copy.deepcopy(net)).state_dict(), merge_lora(copy.deepcopy(ema_net)).state_dict(),
+                {**meta, "weights": "merged"})
+    if saved_keys is None:
+        return net.state_dict(), ema_net.state_dict(), meta
+    pick = lambda sd: {k: v for k, v in sd.items() if k in saved_keys}  # noqa: E731
+    return pick(net.state_dict()), pick(ema_net.state_dict()), meta
 
 
 def check_resume(ck: dict, net_cfg: dict, t: dict, run_dir: Path) -> None:

@@ -1,0 +1,233 @@
+"""Fine-tuning from a trained run: what the new run adopts from its base, and the base's weights fitted to it.
+
+A fine-tune (`train.init_from=<run>`) keeps everything that defines what the base model *means*: the network,
+the parameterisation, the representation and mel contract, the sample rate, the segment length and loudness
+policy, the conditions and their vocabulary. The rule for the data section is simple and the same for the
+command line and the Python API: **data settings present in the fine-tune config win; absent ones come from
+the base run** (its resolved `config.yaml`, or its `meta.json` for a checkpoint folder copied alone). The
+shipped `configs/data/custom.yaml` therefore names only the manifest. Two settings cannot be changed, because
+the network would not understand the result: `data.representation` and `data.mel` (an error names them);
+the sample rate is always the model's (files are resampled to it, and the log says so when the config asked
+for another).
+
+Conditions: a condition of the base whose field the new manifest lacks falls back to the network's null
+embedding (the log names it); a label outside the base vocabulary is an error, unless
+`finetune.extend_vocab=true`, which appends rows for the new labels to the label embedding (initialised from
+the null row: a new class starts as the unconditional model) and trains them, under LoRA as well.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import torch
+
+from ..errors import UsageError
+from .checkpoint import load_checkpoint
+
+log = logging.getLogger("audiodiff.train")
+
+# Data settings that define what the model means: adopted from the base unless the config names them.
+ADOPTED_DATA_KEYS = ("representation", "mel", "precompute_mel", "sample_rate", "segment_seconds", "loudness_db",
+                     "random_crop", "conditions")
+FIXED_DATA_KEYS = ("representation", "mel")  # the network cannot take another one
+FINETUNE_DEFAULTS = {"extend_vocab": False}
+
+
+class FinetuneError(UsageError):
+    """A fine-tune config that contradicts its base run; the message names the setting and the way out."""
+
+
+def load_base(init_from) -> dict:
+    """The base checkpoint (`load_checkpoint` output, no train state) plus `data`: the base run's data section."""
+    init = load_checkpoint(init_from, train_state=False)
+    meta = init["meta"]
+    if meta.get("kind", "diffusion") != "diffusion":
+        raise FinetuneError(f"train.init_from={init_from}: {init['dir']} is a {meta.get('kind')!r} checkpoint, "
+                            "not a diffusion model; allowed: a diffusion run or checkpoint directory")
+    init["data"] = base_data_section(init)
+    return init
+
+
+def base_data_section(init: dict) -> dict:
+    """The data settings the base was trained with: its run's `config.yaml`, else rebuilt from `meta.json`."""
+    import yaml
+
+    meta, ckpt_dir = init["meta"], Path(init["dir"])
+    config = ckpt_dir.parent.parent / "config.yaml" if ckpt_dir.parent.name == "checkpoints" else None
+    data = {}
+    if config is not None and config.is_file():
+        try:
+            data = dict((yaml.safe_load(config.read_text()) or {}).get("data") or {})
+        except yaml.YAMLError as e:
+            log.warning("init_from: %s is not valid YAML (%s); using the checkpoint's meta.json", config, e)
+    sr = int(meta["sample_rate"])
+    data["representation"] = meta.get("representation", "waveform")
+    data["sample_rate"] = sr
+    data["segment_seconds"] = meta["segment_samples"] / sr
+    data["conditions"] = dict(meta.get("conditions") or {})
+    if init.get("mel") is not None:
+        data["mel"] = init["mel"].to_dict()
+    return {k: v for k, v in data.items() if k in ADOPTED_DATA_KEYS}
+
+
+def adopt_base(cfg: dict, init: dict) -> dict:
+    """Fill `cfg` (in place) with what the fine-tune adopts from `init`; returns the fine-tune plan.
+
+    The plan holds `conditions` (the base's, all kept in the new run's meta), `vocab` (label values in id order,
+    the base's plus any added ones), `added_labels`, `pitch_range` and `num_classes` for the network.
+    """
+    meta, base_data = init["meta"], init["data"]
+    ft = {**FINETUNE_DEFAULTS, **(cfg.get("finetune") or {})}
+    where = f"train.init_from={cfg['train']['init_from']}"
+
+    if cfg["model"] != meta["model"]:
+        log.info("init_from: using the network of %s (%s)", init["dir"], meta["model"].get("name"))
+    cfg["model"] = dict(meta["model"])
+    user_obj = dict(cfg.get("objective") or {})
+    obj = dict(meta["objective"])
+    if "cond_drop_prob" in user_obj:  # how often the fine-tune drops conditions is a training choice
+        obj["cond_drop_prob"] = user_obj["cond_drop_prob"]
+    differs = sorted(k for k in set(obj) | set(user_obj) if k != "cond_drop_prob" and obj.get(k) != user_obj.get(k))
+    if differs:
+        log.info("init_from: objective %s from the base run (%s)", {k: obj.get(k) for k in differs}, init["dir"])
+    cfg["objective"] = obj
+    cfg["schedule"], cfg["sampler"] = dict(meta["schedule"]), dict(meta["sampler"])
+
+    data = cfg["data"]
+    for key in FIXED_DATA_KEYS:
+        if key in data and key in base_data and data[key] != base_data[key]:
+            raise FinetuneError(f"data.{key}={data[key]!r} but the base run ({init['dir']}) was trained with "
+                                f"{base_data[key]!r}; a fine-tune keeps the base's {key}: leave data.{key} unset")
+    for key in ADOPTED_DATA_KEYS:
+        if key not in data and key in base_data:
+            data[key] = base_data[key]
+            log.info("init_from: data.%s = %r (the base run's)", key, base_data[key])
+    if data.get("sample_rate") != meta["sample_rate"]:
+        log.info("init_from: data.sample_rate %s -> %s (the model's; files are resampled)", data.get("sample_rate"),
+                 meta["sample_rate"])
+        data["sample_rate"] = int(meta["sample_rate"])
+
+    base_conds = dict(meta.get("conditions") or {})
+    conds = dict(data.get("conditions") or {})
+    new = sorted(set(conds) - set(base_conds))
+    if new:
+        raise FinetuneError(f"data.conditions {new} are not conditions of the base run ({init['dir']}); allowed: "
+                            f"{sorted(base_conds)} (the network takes only those)")
+    fields = _manifest_fields(data)
+    for key in sorted(conds):
+        if fields is not None and conds[key] not in fields:
+            log.info("init_from: the manifest has no field %r, so condition %r falls back to the null embedding",
+                     conds[key], key)
+            del conds[key]
+    for key in sorted(set(base_conds) - set(conds)):
+        if fields is None or base_conds[key] in fields:
+            log.info("init_from: condition %r is not used by this fine-tune; it falls back to the null embedding", key)
+    data["conditions"] = conds
+
+    vocab = list(meta.get("vocab") or [])
+    added = []
+    if "labels" in conds and data.get("kind", "manifest") == "manifest":
+        values = _label_values(data["manifest"], conds["labels"])
+        outside = sorted((v for v in values if v not in vocab or type(vocab[vocab.index(v)]) is not type(v)),
+                         key=lambda v: (isinstance(v, str), v))
+        if outside and not ft["extend_vocab"]:
+            raise FinetuneError(f"labels {outside[:10]} (field {conds['labels']!r} of {data['manifest']}) are not in "
+                                f"the base run's vocabulary {vocab}; remove them, or set finetune.extend_vocab=true to "
+                                "add embedding rows for them")
+        added = outside
+        if added:
+            log.info("init_from: finetune.extend_vocab adds labels %s to the vocabulary %s", added, vocab)
+        vocab = vocab + added
+    num_classes = meta["model"].get("num_classes") or 0
+    if added:
+        cfg["model"]["num_classes"] = num_classes + len(added)
+    return {"conditions": base_conds, "vocab": vocab or None, "added_labels": added,
+            "base_num_classes": num_classes, "pitch_range": meta.get("pitch_range"), "where": where}
+
+
+def _manifest_fields(data: dict) -> set | None:
+    """Fields every entry of the data's manifest has (None for the built-in notes: their fields are fixed)."""
+    if data.get("kind", "manifest") != "manifest" or not data.get("manifest"):
+        return None
+    from ..data.manifest import read_manifest
+
+    entries = read_manifest(data["manifest"])
+    common = set(entries[0]) if entries else set()
+    for e in entries[1:]:
+        common &= set(e)
+    return common
+
+
+def _label_values(manifest, field: str) -> list:
+    from ..data.manifest import read_manifest
+
+    seen = []
+    for e in read_manifest(manifest):
+        if e[field] not in seen:
+            seen.append(e[field])
+    return seen
+
+
+def base_weights(init: dict) -> tuple[dict, str]:
+    """The base's weights a fine-tune starts from (EMA when stored) and which file they came from."""
+    if init["ema"] is not None:
+        return init["ema"], "ema"
+    return init["model"], "model"
+
+
+def extend_label_rows(state: dict, old: int, new: int) -> dict:
+    """Label-embedding tables `(old + 1, D)` -> `(new + 1, D)`: rows kept, new rows copy the null row (last)."""
+    if new == old:
+        return state
+    out = dict(state)
+    for key, w in state.items():
+        if key.endswith("label_emb.weight") and w.shape[0] == old + 1:
+            null = w[old:old + 1]
+            out[key] = torch.cat([w[:old], null.expand(new - old, -1), null], 0).clone()
+    return out
+
+
+def file_digest(path) -> str:
+    """sha256 of a file (the base weights a LoRA run's adapters were trained on)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def lora_net(net, meta: dict, adapters: dict, where) -> torch.nn.Module:
+    """The network of a LoRA run that stores adapters only: its base's weights + `adapters`, merged.
+
+    Args:
+        net: the run's network as built from `meta["model"]` (not yet loaded).
+        meta: the run's meta (`init_from`, `init_weights`, `init_sha256`, `lora`).
+        adapters: the run's saved tensors (LoRA `down` / `up` weights, and new label rows).
+        where: the run's checkpoint folder (for messages).
+    """
+    from .lora import apply_lora, merge_lora
+
+    base_dir = Path(meta["init_from"])
+    if not base_dir.exists():
+        raise FinetuneError(f"{where}: is a LoRA run that stores adapters only; its base checkpoint {base_dir} is "
+                            "missing: restore it, or retrain with lora.merge=true to store full weights")
+    base = load_checkpoint(base_dir, train_state=False)
+    kind = meta.get("init_weights", "ema")
+    path = Path(base["dir"]) / f"{kind}.safetensors"
+    if meta.get("init_sha256") and file_digest(path) != meta["init_sha256"]:
+        raise FinetuneError(f"{where}: its base weights {path} changed since the adapters were trained on them "
+                            "(sha256 differs); use the base checkpoint it was trained from")
+    weights = base[kind] if base[kind] is not None else base["model"]
+    weights = extend_label_rows(weights, base["meta"]["model"].get("num_classes") or 0,
+                                meta["model"].get("num_classes") or 0)
+    net.load_state_dict(weights)
+    lora = {k: v for k, v in (meta.get("lora") or {}).items() if k != "merge"}
+    apply_lora(net, **lora)
+    own = net.state_dict()
+    unknown = sorted(set(adapters) - set(own))
+    if unknown:
+        raise FinetuneError(f"{where}: adapters {unknown[:3]} do not fit the base network of {base_dir}")
+    net.load_state_dict({**own, **adapters})
+    return merge_lora(net)
