@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# A new voice from a few clips: a mel FSDD base trained without one speaker, fine-tuned on 50 (or 400) clips of
+# that speaker, full or LoRA, and scored by a speaker judge, a digit judge and FD to the speaker's held-out clips.
+#   bash recipes/fsdd_speaker/run.sh [--stage N] [--stop-stage M]
+# Stages: 1 prepare  2 train the base  3 train the judges  4 fine-tune (full / LoRA x 50 / 400 clips)
+#         5 generate 10 clips per digit from the base and each fine-tune  6 score (results.md)
+# Settings (environment): SPEAKER (yweweler), BASE_STEPS (2000), FT_SECONDS (300, the fine-tune budget),
+# FT_STEPS (500), THREADS (2), RUN (runs/fsdd_speaker).  GPU: BASE_STEPS=20000 FT_SECONDS=60 (device=auto).
+source "$(dirname "$0")/../args.sh"
+DATA=${AUDIODIFF_DATA:-../shared/data}/fsdd
+SPEAKER=${SPEAKER:-yweweler}; BASE_STEPS=${BASE_STEPS:-2000}; FT_SECONDS=${FT_SECONDS:-300}; FT_STEPS=${FT_STEPS:-500}
+RUN=${RUN:-runs/fsdd_speaker}; M=$RUN/data
+export OMP_NUM_THREADS=${THREADS:-2}
+DIGITS="[$(python -c 'print(",".join(str(d) for d in range(10) for _ in range(10)))')]"
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  echo "== stage 1: manifests into $M (base without $SPEAKER; $SPEAKER's 50 / 400 / held-out clips)"
+  python recipes/fsdd_speaker/prepare.py "$DATA" "$M" --speaker "$SPEAKER"
+fi
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  echo "== stage 2: base model ($RUN/base)"
+  $AD train experiment=fsdd_mel run_dir="$RUN/base" data.manifest="$M/base.jsonl" train.steps="$BASE_STEPS" \
+      train.ckpt_every=250 "${extra[@]}"
+fi
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  echo "== stage 3: digit and speaker judges (trained on every clip but $SPEAKER's held-out ones)"
+  for field in label speaker; do
+    [ -d "$RUN/judge_$field" ] || $AD evaluate train-judge data="$M/judge.jsonl" label=$field sample_rate=auto \
+        out="$RUN/judge_$field"
+  done
+fi
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  echo "== stage 4: fine-tune on $SPEAKER ($FT_SECONDS s each)"
+  for n in 50 400; do
+    $AD finetune data.manifest="$M/new_$n.jsonl" data.valid_fraction=0 train.init_from="$RUN/base" \
+        run_dir="$RUN/full_$n" train.steps="$FT_STEPS" train.lr=1e-4 train.warmup_steps=50 \
+        train.max_seconds="$FT_SECONDS" train.ckpt_every=100
+    $AD finetune data.manifest="$M/new_$n.jsonl" data.valid_fraction=0 train.init_from="$RUN/base" \
+        run_dir="$RUN/lora_$n" train.steps="$FT_STEPS" train.lr=5e-4 train.warmup_steps=50 \
+        train.max_seconds="$FT_SECONDS" train.ckpt_every=100 'train.lora={rank:8,alpha:16}'
+  done
+fi
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  echo "== stage 5: 10 clips per digit from each model"
+  for m in base full_50 lora_50 full_400 lora_400; do
+    $AD generate run="$RUN/$m" n=100 labels="$DIGITS" guidance=2.0 steps=25 seed=0 batch_size=50 \
+        out="$RUN/samples/$m" overwrite=true
+  done
+fi
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  echo "== stage 6: score"
+  folders=(); for m in base full_50 lora_50 full_400 lora_400; do folders+=("$m=$RUN/samples/$m"); done
+  python recipes/fsdd_speaker/score.py --digit-judge "$RUN/judge_label" --speaker-judge "$RUN/judge_speaker" \
+      --speaker "$SPEAKER" --held "$M/new_held.jsonl" --reference "$M/new_400.jsonl" --out "$RUN/results.json" \
+      "${folders[@]}" | tee "$RUN/results.md"
+fi
+echo "done in $(( $(date +%s) - t0 )) s"
