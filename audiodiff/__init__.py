@@ -3,11 +3,22 @@
 Public API (re-exports only)::
 
     from audiodiff import Pipeline, MelSpec, Denoiser, sample, load, save, train
+
+Errors: every exception audiodiff raises on purpose derives from `AudiodiffError`; bad arguments and settings
+also from `UsageError` (a `ValueError`). The classes a caller usually catches are re-exported here::
+
+    AudiodiffError, UsageError                  audiodiff.errors
+    AudioError, MelContractError                reading/writing audio, mismatched mel contracts
+    PipelineError, SaveError                    a bad generate/variation/... request; a failed save
+    TrainingError, CheckpointError, DatasetError    training (settings, a busy run_dir), damaged checkpoints, bad data
+
+The last three are imported on first use, so `import audiodiff` stays light.
 """
 from .audio import AudioError, load, save
+from .errors import AudiodiffError, UsageError
 from .mel import MelContractError, MelSpec
 from .objectives import Denoiser
-from .pipeline import Generated, Pipeline, PipelineError
+from .pipeline import Generated, Pipeline, PipelineError, SaveError
 from .samplers import sample
 
 __version__ = "0.1.0"
@@ -20,5 +31,24 @@ def train(cfg):
     return _train(cfg)
 
 
-__all__ = ["AudioError", "Denoiser", "Generated", "MelContractError", "MelSpec", "Pipeline", "PipelineError",
+# name -> module, imported on first access (PEP 562): training and data pull in more than `import audiodiff` needs
+_LAZY = {"TrainingError": ".training.loop", "CheckpointError": ".training.checkpoint", "DatasetError": ".data.datasets"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["AudioError", "AudiodiffError", "CheckpointError", "DatasetError", "Denoiser", "Generated",
+           "MelContractError", "MelSpec", "Pipeline", "PipelineError", "SaveError", "TrainingError", "UsageError",
            "load", "sample", "save", "train", "__version__"]

@@ -6,7 +6,10 @@ multi-resolution discriminators, AdamW with exponential / cosine decay, then the
 hinge step, generator step on `w_mel * mel L1 + w_mrstft * MR-STFT + w_adv * hinge + w_fm * feature
 matching`; for `diffusion` the denoising loss of :class:`audiodiff.objectives.Denoiser` with the mel as
 `local` condition. Periodic checkpoints go through :func:`audiodiff.training.checkpoint.save_checkpoint`,
-a run resumes from its `checkpoints/last`, and `train.init_from` fine-tunes a trained vocoder.
+a run resumes from its `checkpoints/last`, and `train.init_from` fine-tunes a trained vocoder. The run directory
+is handled as by :func:`audiodiff.training.loop.train`: locked while it trains (`run_dir/.lock`), cleared of what
+an interrupted run left at start, `metrics.jsonl` (one row per `log_every` steps) fsynced before each checkpoint
+and trimmed to the resumed step, and `train.resume=false` refused on a run that already holds checkpoints.
 
 Config (see `configs/experiment/ljspeech_vocoder.yaml`)::
 
@@ -25,8 +28,10 @@ Command line (the `audiodiff train experiment=...` CLI calls the same function):
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -225,14 +230,41 @@ def train_vocoder(cfg) -> Path:
     Args:
         cfg: dict or OmegaConf config with `task: vocoder`, `run_dir`, `data`, `mel`, `vocoder`, `train`
             (module docstring). Writes `run_dir/config.yaml`, checkpoints, TensorBoard logs under
-            `run_dir/tb`, and the final vocoder folder `run_dir/vocoder` (loadable with `load_vocoder`).
+            `run_dir/tb`, `run_dir/metrics.jsonl`, and the final vocoder folder `run_dir/vocoder` (loadable with
+            `load_vocoder`).
+
+    Raises:
+        VocoderTrainError: a missing or bad setting (nothing is written).
+        RunDirBusyError: another live process is training into `run_dir` (the message names its pid and host).
+        RunDirExistsError: `train.resume=false` on a run directory that already holds checkpoints.
+        CheckpointError: the checkpoint to resume from is damaged (the message names the file).
     """
-    from ..data.manifest import read_manifest, split_manifest
-    from ..training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+    from ..training.loop import lock_run_dir
 
     cfg = resolve_config(cfg)
+    device = _device(cfg["train"]["device"])
+    lock = lock_run_dir(Path(cfg["run_dir"]), 0, "cpu")  # one process: the lock is taken here or raises
+    try:
+        return _train_vocoder(cfg, device)
+    finally:
+        lock.release()
+
+
+def _train_vocoder(cfg: dict, device: torch.device) -> Path:
+    """The body of :func:`train_vocoder`, run while `run_dir` is locked."""
+    from ..data.manifest import read_manifest, split_manifest
+    from ..training.checkpoint import clean_run_dir, load_checkpoint, save_checkpoint, scan_checkpoints
+    from ..training.loop import RunDirExistsError, trim_metrics
+
     run_dir, data, t, lw = Path(cfg["run_dir"]), cfg["data"], cfg["train"], cfg["train"]["loss_weights"]
-    device = _device(t["device"])
+
+    # ---- the run directory (under the lock): never overwrite a run, clear what an interrupted run left
+    held = [int(d.name) for d, problem in scan_checkpoints(run_dir) if problem is None or problem[0] == "damaged"]
+    if held and not t["resume"]:
+        raise RunDirExistsError(
+            f"{run_dir}: already holds checkpoints for steps {held} and train.resume=false would overwrite them; "
+            f"train into a new run_dir, or set train.resume=true to continue from step {held[-1]}")
+    clean_run_dir(run_dir)  # logs each removal
     torch.manual_seed(int(t["seed"]))
     random.seed(int(t["seed"]))
     mel = MelSpec.from_dict(cfg["mel"])
@@ -298,7 +330,7 @@ def train_vocoder(cfg) -> Path:
 
     # ---- resume
     step = 0
-    if t["resume"] and list_checkpoints(run_dir):
+    if t["resume"] and any(problem is None or problem[0] == "damaged" for _, problem in scan_checkpoints(run_dir)):
         ck = load_checkpoint(run_dir, map_location=device)
         ts = ck["train_state"] or {}
         if ck["mel"] is not None:
@@ -318,6 +350,7 @@ def train_vocoder(cfg) -> Path:
         log.info("resumed %s at step %d", run_dir, step)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_config(run_dir, cfg)
+    trim_metrics(run_dir / "metrics.jsonl", step)  # rows after the resumed step are trained (and logged) again
 
     res = [tuple(r) for r in (t["mrstft_resolutions"] or VM.DEFAULT_RESOLUTIONS)]
     amp = t["amp"] == "bf16" and device.type == "cuda"
@@ -332,10 +365,14 @@ def train_vocoder(cfg) -> Path:
             state.update(disc=discs.state_dict(), opt_d=opt_d.state_dict(), sched_d=sched_d.state_dict())
         if ema is not None:
             state["ema_updates"] = ema.num_updates
+        metrics_file.flush()  # rows up to a checkpoint survive a kill -9
+        os.fsync(metrics_file.fileno())
+        writer.flush()
         save_checkpoint(run_dir, step, model=voc.state_dict(), ema=ema.state_dict() if ema is not None else None,
                         train_state=state, mel=mel, meta=meta, keep=t["keep"])
 
-    writer = _writer(run_dir)
+    writer = _writer(run_dir, purge_step=step + 1 if step else None)
+    metrics_file = open(run_dir / "metrics.jsonl", "a")
     from tqdm.auto import tqdm
 
     bar = tqdm(total=int(t["steps"]), initial=step, disable=not t["progress"], desc=f"vocoder:{kind}",
@@ -414,6 +451,7 @@ def train_vocoder(cfg) -> Path:
             t0 = time.time()
             for k, v in means.items():
                 writer.add_scalar(k, v, step)
+            metrics_file.write(json.dumps({"step": step, **means}) + "\n")
             bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in means.items() if k.startswith("loss/")})
         if valid_clips and (step % valid_every == 0 or step == int(t["steps"]) or out_of_time):
             scores = validate(ema.model if ema is not None else voc, valid_clips, device)
@@ -431,6 +469,7 @@ def train_vocoder(cfg) -> Path:
             break
     bar.close()
     writer.close()
+    metrics_file.close()
     took = time.perf_counter() - started
     bar.write(f"vocoder:{kind} trained steps {first_step}->{step} in {took:.0f} s "
               f"({(step - first_step) / max(took, 1e-9):.2f} steps/s, batch {bs} x {segment} samples)")
@@ -447,10 +486,11 @@ class _null:
         return False
 
 
-def _writer(run_dir: Path):
+def _writer(run_dir: Path, purge_step: int | None = None):
+    """TensorBoard writer; on resume `purge_step` hides the events logged after the checkpoint (logged again)."""
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(str(run_dir / "tb"))
+    return SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
 
 
 def _write_config(run_dir: Path, cfg: dict) -> None:
