@@ -66,3 +66,87 @@ def test_patch_line_measure_finds_a_line_and_not_noise(tmp_path):
     assert with_line[0]["above_db"] > 20 and with_line[1]["above_db"] < 12
     assert max(r["above_db"] for r in lines.line_strength(noise, sr, patch=8)) < 12
     assert lines.main([str(tmp_path / "noise.wav"), "--patch", "8"]) < 12
+
+
+# ------------------------------------------------------------------------------------------ time to quality
+TINY_TONES = ["--recipe", "tones", "--minutes", "0.05", "--eval-every-minutes", "0.025", "--n-per-class", "1",
+              "--steps", "2", "--threads", "1", "--real-n", "6", "--schedule", "sequential",
+              "model.channels=[16,16,16,16]", "model.attention=[false,false,false,false]", "data.synth.n=64",
+              "train.batch_size=8"]
+
+
+def test_time_to_quality_writes_a_curve_with_the_peer_when_installed(tmp_path):
+    """Two scored points per side (step, training minutes, sampler settings, score), the real row, table and PNG.
+
+    The peer part runs only where `.peers/` holds audio-diffusion-pytorch (it is never fetched in CI).
+    """
+    import torch
+
+    from audiodiff.errors import UsageError
+
+    ttq = _module("time_to_quality")
+    peer = _module("peer_adp")
+    with_peer = peer.peers_available()
+    out = tmp_path / "ttq"
+    argv = TINY_TONES + ["--out", str(out)] + (["--peer"] if with_peer else [])
+    threads = torch.get_num_threads()
+    try:
+        result = ttq.main(argv)
+    finally:
+        torch.set_num_threads(threads)
+    saved = json.loads((out / "time_to_quality.json").read_text())
+    assert saved["recipe"] == "tones" and saved["measure"]["pitch"] is True
+    sides = ["ours", "peer"] if with_peer else ["ours"]
+    assert sorted(saved["sides"]) == sorted(sides)
+    for side in sides:
+        pts = saved["sides"][side]["points"]
+        assert [p["point"] for p in pts] == [0, 1]
+        assert [p["target_minutes"] for p in pts] == pytest.approx([0.025, 0.05])
+        for p in pts:
+            assert p["side"] == side and isinstance(p["step"], int) and p["step"] >= 1
+            assert p["minutes"] >= p["target_minutes"] - 1e-6      # the loop stops after the step that crosses
+            assert 0.0 <= p["score"] <= 1.0 and p["score"] == p["metrics"]["pitch_accuracy"]
+            assert p["metrics"]["n"] == 13                          # 13 pitches x 1 per pitch
+            assert p["sampler"]["steps"] == 2 and p["sampler"]["guidance"] == 2.0 and p["seed"] == 0
+        assert pts[1]["step"] > pts[0]["step"] and pts[1]["minutes"] > pts[0]["minutes"]  # resumed, not restarted
+        assert len((out / side / "points.jsonl").read_text().splitlines()) == 2
+    assert saved["sides"]["ours"]["points"][0]["sampler"]["sampler"] == "dpmpp_2m"
+    assert saved["real"]["n"] == 6 and saved["real"]["pitch_accuracy"] == 1.0   # clean synth notes: all in tune
+    assert (out / "time_to_quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (out / "time_to_quality.md").read_text()
+    assert "| ours |" in table and "real held-out (n=6)" in table
+    if with_peer:
+        assert saved["sides"]["peer"]["points"][0]["sampler"]["sampler"] == "VSampler"
+        ours_p, peer_p = saved["sides"]["ours"]["params"], saved["sides"]["peer"]["params"]
+        assert 0.5 < peer_p / ours_p < 2.0                          # the smallest UNetV0 is near this tiny net
+        assert len(saved["comparison"]["equal_minutes"]) == 2 and "to_peer_best" in saved["comparison"]
+        assert (out / "peer" / "ema.safetensors").is_file() and "| peer |" in table
+    assert result["sides"].keys() == saved["sides"].keys()
+    # a second run into the same folder would mix two clocks: refused, naming the folder
+    with pytest.raises(UsageError, match="already exist"):
+        ttq.main(argv)
+
+
+def test_time_to_quality_comparison_and_arguments():
+    """Minutes to reach the peer's best (first point at or above it); bad settings name the option."""
+    from audiodiff.errors import UsageError
+
+    ttq = _module("time_to_quality")
+    pt = lambda i, m, s: {"point": i, "target_minutes": i + 1.0, "minutes": m, "step": 10 * (i + 1), "score": s}
+    ours = [pt(0, 1.0, 0.5), pt(1, 2.0, 0.9), pt(2, 3.0, 0.95)]
+    peer = [pt(0, 1.0, 0.2), pt(1, 2.0, 0.4), pt(2, 3.0, 0.6)]
+    cmp = ttq.compare(ours, peer)
+    assert [r["ours_score"] - r["peer_score"] for r in cmp["equal_minutes"]] == pytest.approx([0.3, 0.5, 0.35])
+    reach = cmp["to_peer_best"]
+    assert reach["peer_best_score"] == 0.6 and reach["peer_minutes"] == 3.0 and reach["ours_minutes"] == 2.0
+    assert reach["speedup"] == pytest.approx(1.5) and reach["ratio_ours_over_peer"] == pytest.approx(2 / 3)
+    never = ttq.compare([pt(0, 1.0, 0.1)], peer)["to_peer_best"]
+    assert never["ours_minutes"] is None and never["speedup"] is None
+    assert ttq.eval_targets(10, 2) == [120, 240, 360, 480, 600]
+    assert ttq.eval_targets(1, 0.4) == [24, 48, 60]
+    with pytest.raises(UsageError, match=r"--eval-every-minutes=3.0 is not allowed; allowed: a number in \(0, "):
+        ttq.parse_args(["--recipe", "fsdd_mel", "--minutes", "2", "--eval-every-minutes", "3"])
+    with pytest.raises(UsageError, match=r"unknown argument\(s\) \['--bogus'\]"):
+        ttq.parse_args(["--recipe", "fsdd_mel", "--bogus"])
+    args, overrides = ttq.parse_args(["--recipe", "fsdd_mel", "train.lr=5e-4", "--peer"])
+    assert overrides == ["train.lr=5e-4"] and args.peer and args.threads == 2 and args.n_per_class == 20
