@@ -11,8 +11,9 @@ also from `UsageError` (a `ValueError`). The classes a caller usually catches ar
     AudioError, MelContractError                reading/writing audio, mismatched mel contracts
     PipelineError, SaveError                    a bad generate/variation/... request; a failed save
     TrainingError, CheckpointError, DatasetError    training (settings, a busy run_dir), damaged checkpoints, bad data
+    RunKindError                                a run of another kind (a vocoder run given to Pipeline, ...)
 
-The last three are imported on first use, so `import audiodiff` stays light.
+The last four are imported on first use, so `import audiodiff` stays light.
 """
 from .audio import AudioError, load, save
 from .errors import AudiodiffError, UsageError
@@ -32,7 +33,8 @@ def train(cfg):
 
 
 # name -> module, imported on first access (PEP 562): training and data pull in more than `import audiodiff` needs
-_LAZY = {"TrainingError": ".training.loop", "CheckpointError": ".training.checkpoint", "DatasetError": ".data.datasets"}
+_LAZY = {"TrainingError": ".training.loop", "CheckpointError": ".runs.checkpoint", "DatasetError": ".data.datasets",
+         "RunKindError": ".runs.meta"}
 
 
 def __getattr__(name):
@@ -50,5 +52,6 @@ def __dir__():
 
 
 __all__ = ["AudioError", "AudiodiffError", "CheckpointError", "DatasetError", "Denoiser", "Generated",
-           "MelContractError", "MelSpec", "Pipeline", "PipelineError", "SaveError", "TrainingError", "UsageError",
+           "MelContractError", "MelSpec", "Pipeline", "PipelineError", "RunKindError", "SaveError", "TrainingError",
+           "UsageError",
            "load", "sample", "save", "train", "__version__"]

@@ -29,7 +29,7 @@ from typing import Sequence
 import torch
 
 from . import guidance as guidance_mod
-from . import models, objectives, samplers, schedules
+from . import objectives, samplers, schedules
 from .audio import AudioError, load as load_audio, resample, save as save_audio
 from .mel import MelSpec
 from .errors import AudiodiffError, UsageError
@@ -246,30 +246,16 @@ class Generated:
         shutil.rmtree(aside, ignore_errors=True)
 
     def plot(self, indices: Sequence[int] | None = None):
-        """Matplotlib figure with a log-mel spectrogram per item (librosa.display)."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import librosa
-        import librosa.display
-        import matplotlib.pyplot as plt
-        import numpy as np
+        """Matplotlib figure with a log-mel spectrogram per item (librosa.display), titled with what was asked."""
+        from .evaluation.report import spectrogram_figure
 
         indices = list(range(self.audio.shape[0])) if indices is None else list(indices)
-        fig, axes = plt.subplots(len(indices), 1, figsize=(6, 2.2 * len(indices)), squeeze=False)
-        for ax, i in zip(axes[:, 0], indices):
-            y = self.audio[i, 0].float().cpu().numpy()
-            n_fft = int(min(1024, 2 ** np.floor(np.log2(max(len(y), 64)))))  # short clips get a shorter window
-            hop = n_fft // 8
-            S = librosa.feature.melspectrogram(y=y, sr=self.sample_rate, n_fft=n_fft, hop_length=hop,
-                                               n_mels=min(80, n_fft // 8))
-            librosa.display.specshow(librosa.power_to_db(S, ref=np.max), sr=self.sample_rate, hop_length=hop,
-                                     x_axis="time", y_axis="mel", ax=ax)
+        titles = []
+        for i in indices:
             asked = self.items[i] if i < len(self.items) else {}
             shown = {k: v for k, v in asked.items() if k not in ("run", "checkpoint_step") and v is not None}
-            ax.set_title(", ".join(f"{k}={v}" for k, v in shown.items()) or f"item {i}", fontsize=8)
-        fig.tight_layout()
-        return fig
+            titles.append(", ".join(f"{k}={v}" for k, v in shown.items()) or f"item {i}")
+        return spectrogram_figure([self.audio[i] for i in indices], self.sample_rate, titles)
 
 
 class Pipeline:
@@ -324,42 +310,23 @@ class Pipeline:
             use_ema: load the EMA weights (default) or the raw training weights.
             vocoder: a vocoder object or directory to use instead of the run's own (contracts are checked).
         """
-        from .training.checkpoint import find_run_dir, load_checkpoint
+        from .runs.checkpoint import find_run_dir, load_checkpoint
+        from .runs.weights import diffusion_net
 
-        ck = load_checkpoint(path, step=step, train_state=False)
+        ck = load_checkpoint(path, step=step, train_state=False, kind="diffusion")  # RunKindError for another kind
         meta = ck["meta"]
-        if meta.get("kind", "diffusion") != "diffusion":
-            raise PipelineError(f"{ck['dir']} holds a {meta.get('kind')!r} checkpoint, not a diffusion model")
-        net = models.build(meta["model"])
-        weights = ck["ema"] if (use_ema and ck["ema"] is not None) else ck["model"]
-        if meta.get("weights") == "adapters":  # a LoRA fine-tune that stores adapters + a reference to its base
-            from .training.finetune import lora_net
-
-            net = lora_net(net, meta, weights, ck["dir"])
-        elif meta.get("lora") and meta.get("weights") != "merged":  # adapters inside full weights (older runs)
-            from .training.lora import apply_lora, merge_lora
-
-            apply_lora(net, **{k: v for k, v in meta["lora"].items() if k != "merge"})
-            net.load_state_dict(weights)
-            merge_lora(net)
-        else:
-            net.load_state_dict(weights)
+        net = diffusion_net(ck, use_ema=use_ema)  # full weights, merged LoRA, or LoRA adapters on their base
         if isinstance(vocoder, (str, Path)):
-            from .vocoders import load_vocoder
+            from .runs.vocoder import load_vocoder
 
             vocoder = load_vocoder(vocoder)
         return cls(net, meta, device=device, mel=ck["mel"], vocoder=vocoder, dtype=dtype,
                    run_dir=find_run_dir(Path(ck["dir"])).resolve(), step=ck["step"])
 
     def _build_vocoder(self, cfg):
-        from . import vocoders
+        from .runs.vocoder import run_vocoder
 
-        if cfg is None:
-            cfg = {"name": "griffinlim"}
-        cfg = dict(cfg)
-        if cfg.get("path"):
-            return vocoders.load_vocoder(cfg["path"]).to(self.device)
-        return vocoders.build({**cfg, "mel": self.mel.to_dict()}).to(self.device)
+        return run_vocoder(cfg, self.mel).to(self.device)
 
     # ------------------------------------------------------------------ requests
     def _length(self, seconds, check_min: bool = True) -> int:

@@ -24,8 +24,13 @@ def test_experiment_composes_and_builds(name, shared_data, monkeypatch, tmp_path
     monkeypatch.setenv("AUDIODIFF_DATA", str(shared_data))
     monkeypatch.setenv("PYTEST_TMP", str(tmp_path))
     args = [f"experiment={name}"]
-    if name == "custom":
-        args += [f"data.manifest={shared_data}/fsdd/manifest.jsonl", "train.init_from=runs/base"]
+    base = None
+    if name == "custom":  # a fine-tune takes its data settings from its base run: give it a tiny real one
+        from audiodiff.training import loop
+        from tests.helpers import tiny_cfg
+
+        base = loop.train(tiny_cfg(tmp_path / "base", steps=2))
+        args += [f"data.manifest={shared_data}/fsdd/manifest.jsonl", f"train.init_from={base}"]
     voc = cli._vocoder_experiment(args)
     if voc is not None:
         from audiodiff import vocoders
@@ -39,6 +44,12 @@ def test_experiment_composes_and_builds(name, shared_data, monkeypatch, tmp_path
         return
     cfg = OmegaConf.to_container(cli.compose(args), resolve=True)
     assert cfg["name"] == name and cfg["run_dir"] == f"runs/{name}"
+    if base is not None:
+        from audiodiff.training import finetune
+
+        assert "sample_rate" not in cfg["data"]  # nothing that defines the model's meaning is set here...
+        finetune.adopt_base(cfg, finetune.load_base(base))
+        assert cfg["data"]["sample_rate"] == 8000  # ...it is the base's
     from audiodiff.data.build import build_dataset
 
     if cfg["data"].get("precompute_mel"):  # don't compute every mel of the dataset here: a few files are enough

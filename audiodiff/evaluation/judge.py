@@ -12,7 +12,8 @@ temperature is fitted on the held-out part (temperature scaling, Guo et al. 2017
 near-zero loss is over-confident, and IS / mIS read its probabilities, mIS especially their tails.
 
 Saved as `judge.safetensors` (weights) + `judge.json` (label vocabulary, MelSpec, clip length, network
-settings); loading executes no code from the folder.
+settings) + `meta.json` (the run meta: `kind: judge`, `format_version`; :mod:`audiodiff.runs.meta`); loading
+executes no code from the folder and refuses a folder or run of another kind, naming its meta.json.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from torch import nn
 from audiodiff.mel import MelSpec
 
 from ..errors import AudiodiffError
+from ..runs.meta import check_kind, kind_at, write_meta
 
 __all__ = ["JudgeNet", "Judge", "JudgeError", "default_mel", "train_judge", "load_clips", "fit_length",
            "WEIGHTS_NAME", "CONFIG_NAME", "fit_temperature"]
@@ -248,6 +250,7 @@ class Judge:
         tmp = d / (CONFIG_NAME + ".tmp")
         tmp.write_text(json.dumps(self.config(), indent=2))
         tmp.replace(d / CONFIG_NAME)
+        write_meta(d, "judge")  # last, as in a checkpoint
         return d
 
     @classmethod
@@ -256,6 +259,9 @@ class Judge:
         from safetensors.torch import load_file
 
         d = Path(directory)
+        found = kind_at(d)  # a judge folder's meta.json (older folders: judge.json), or a diffusion / vocoder run
+        if found is not None:
+            check_kind(*found, "judge")
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             if not (d / name).is_file():
                 raise JudgeError(f"{d} is not a judge folder: {name} is missing (train one with "

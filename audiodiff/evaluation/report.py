@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["write_report", "spectrogram_grid", "to_jsonable", "markdown_table"]
+__all__ = ["write_report", "spectrogram_grid", "spectrogram_figure", "to_jsonable", "markdown_table"]
 
 # (key in a row dict, column header, format)
 COLUMNS = (
@@ -141,6 +141,33 @@ def spectrogram_grid(clips: Sequence, sample_rate: int, path, titles: Sequence[s
         if titles is not None and i < len(titles):
             ax.set_title(str(titles[i]), fontsize=8)
     return save_figure(fig, path)
+
+
+def spectrogram_figure(clips: Sequence, sample_rate: int, titles: Sequence[str]):
+    """A matplotlib figure with one log-mel spectrogram (dB, librosa.display) per clip, one above the other.
+
+    Args:
+        clips: `(C, T)` tensors at `sample_rate` (channel 0 is shown); short clips get a shorter window.
+        titles: one caption per clip.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import librosa
+    import librosa.display
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(clips), 1, figsize=(6, 2.2 * len(clips)), squeeze=False)
+    for ax, clip, title in zip(axes[:, 0], clips, titles):
+        y = clip[0].float().cpu().numpy()
+        n_fft = int(min(1024, 2 ** np.floor(np.log2(max(len(y), 64)))))
+        hop = n_fft // 8
+        S = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=n_fft, hop_length=hop, n_mels=min(80, n_fft // 8))
+        librosa.display.specshow(librosa.power_to_db(S, ref=np.max), sr=sample_rate, hop_length=hop, x_axis="time",
+                                 y_axis="mel", ax=ax)
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def save_figure(fig, path) -> Path:

@@ -17,14 +17,13 @@ the null row: a new class starts as the unconditional model) and trains them, un
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
-import torch
-
-from ..errors import UsageError
-from .checkpoint import load_checkpoint
+from ..runs.checkpoint import load_checkpoint
+from ..runs.meta import RunKindError
+# the load-time half of fine-tuning (a LoRA run's network, its base's sha256) is run format: re-exported here
+from ..runs.weights import FinetuneError, extend_label_rows, file_digest, lora_net  # noqa: F401
 
 log = logging.getLogger("audiodiff.train")
 
@@ -35,17 +34,12 @@ FIXED_DATA_KEYS = ("representation", "mel")  # the network cannot take another o
 FINETUNE_DEFAULTS = {"extend_vocab": False}
 
 
-class FinetuneError(UsageError):
-    """A fine-tune config that contradicts its base run; the message names the setting and the way out."""
-
-
 def load_base(init_from) -> dict:
     """The base checkpoint (`load_checkpoint` output, no train state) plus `data`: the base run's data section."""
-    init = load_checkpoint(init_from, train_state=False)
-    meta = init["meta"]
-    if meta.get("kind", "diffusion") != "diffusion":
-        raise FinetuneError(f"train.init_from={init_from}: {init['dir']} is a {meta.get('kind')!r} checkpoint, "
-                            "not a diffusion model; allowed: a diffusion run or checkpoint directory")
+    try:
+        init = load_checkpoint(init_from, train_state=False, kind="diffusion")
+    except RunKindError as e:
+        raise RunKindError(f"train.init_from={init_from}: {e}") from None
     init["data"] = base_data_section(init)
     return init
 
@@ -175,59 +169,3 @@ def base_weights(init: dict) -> tuple[dict, str]:
     if init["ema"] is not None:
         return init["ema"], "ema"
     return init["model"], "model"
-
-
-def extend_label_rows(state: dict, old: int, new: int) -> dict:
-    """Label-embedding tables `(old + 1, D)` -> `(new + 1, D)`: rows kept, new rows copy the null row (last)."""
-    if new == old:
-        return state
-    out = dict(state)
-    for key, w in state.items():
-        if key.endswith("label_emb.weight") and w.shape[0] == old + 1:
-            null = w[old:old + 1]
-            out[key] = torch.cat([w[:old], null.expand(new - old, -1), null], 0).clone()
-    return out
-
-
-def file_digest(path) -> str:
-    """sha256 of a file (the base weights a LoRA run's adapters were trained on)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def lora_net(net, meta: dict, adapters: dict, where) -> torch.nn.Module:
-    """The network of a LoRA run that stores adapters only: its base's weights + `adapters`, merged.
-
-    Args:
-        net: the run's network as built from `meta["model"]` (not yet loaded).
-        meta: the run's meta (`init_from`, `init_weights`, `init_sha256`, `lora`).
-        adapters: the run's saved tensors (LoRA `down` / `up` weights, and new label rows).
-        where: the run's checkpoint folder (for messages).
-    """
-    from .lora import apply_lora, merge_lora
-
-    base_dir = Path(meta["init_from"])
-    if not base_dir.exists():
-        raise FinetuneError(f"{where}: is a LoRA run that stores adapters only; its base checkpoint {base_dir} is "
-                            "missing: restore it, or retrain with lora.merge=true to store full weights")
-    base = load_checkpoint(base_dir, train_state=False)
-    kind = meta.get("init_weights", "ema")
-    path = Path(base["dir"]) / f"{kind}.safetensors"
-    if meta.get("init_sha256") and file_digest(path) != meta["init_sha256"]:
-        raise FinetuneError(f"{where}: its base weights {path} changed since the adapters were trained on them "
-                            "(sha256 differs); use the base checkpoint it was trained from")
-    weights = base[kind] if base[kind] is not None else base["model"]
-    weights = extend_label_rows(weights, base["meta"]["model"].get("num_classes") or 0,
-                                meta["model"].get("num_classes") or 0)
-    net.load_state_dict(weights)
-    lora = {k: v for k, v in (meta.get("lora") or {}).items() if k != "merge"}
-    apply_lora(net, **lora)
-    own = net.state_dict()
-    unknown = sorted(set(adapters) - set(own))
-    if unknown:
-        raise FinetuneError(f"{where}: adapters {unknown[:3]} do not fit the base network of {base_dir}")
-    net.load_state_dict({**own, **adapters})
-    return merge_lora(net)

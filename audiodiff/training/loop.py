@@ -26,9 +26,10 @@ from torch import nn
 
 from .. import models, objectives, samplers, schedules
 from ..mel import MelSpec
+from ..runs.checkpoint import CheckpointError, clean_run_dir, load_checkpoint, save_checkpoint, scan_checkpoints
+from ..runs.meta import RunKindError, header
 from . import distributed as dist_utils
 from . import finetune
-from .checkpoint import CheckpointError, clean_run_dir, load_checkpoint, save_checkpoint, scan_checkpoints
 from .ema import EMA
 from .lock import LockHeld, RunLock, describe_holder
 from ..errors import AudiodiffError, UsageError
@@ -457,7 +458,7 @@ def _train(cfg: dict, device: str, rank: int, local_rank: int, world: int) -> Pa
         _load_weights(net, weights, init["dir"] / f"{init_weights}.safetensors")
         log.info("initialised from %s (step %d, %s weights)", init["dir"], init["step"], init_weights)
     if lora:
-        from .lora import apply_lora
+        from ..models.lora import apply_lora
 
         wrapped = apply_lora(net, **lora)
         if plan and plan["added_labels"]:  # the new label rows train under LoRA too; the base's rows stay frozen
@@ -519,7 +520,7 @@ def _train(cfg: dict, device: str, rank: int, local_rank: int, world: int) -> Pa
         return run_dir
 
     meta = {
-        "kind": "diffusion", "model": net_cfg, "objective": cfg["objective"], "schedule": cfg["schedule"],
+        **header("diffusion"), "model": net_cfg, "objective": cfg["objective"], "schedule": cfg["schedule"],
         "sampler": cfg["sampler"], "representation": representation, "sample_rate": info["sample_rate"],
         "channels": info.get("channels", 1), "segment_samples": info["segment_samples"],
         "conditions": info.get("conditions", {}), "vocab": info.get("vocab"), "vocoder": cfg.get("vocoder"),
@@ -538,6 +539,9 @@ def _train(cfg: dict, device: str, rank: int, local_rank: int, world: int) -> Pa
         _write_config(run_dir, cfg)
         trim_metrics(run_dir / "metrics.jsonl", step)
     writer = _tensorboard(run_dir) if main else None
+    # audio logging: one sampling closure on the EMA network (its weights move in place), vocoder built once
+    log_samples = sample_logger(ema.model, meta, melspec, device, t["sample_steps"]) \
+        if (writer is not None and t["sample_every"]) else None
 
     workers = min(int(t["num_workers"]), os.cpu_count() or 1)
     if workers < t["num_workers"] and main:
@@ -565,8 +569,9 @@ def _train(cfg: dict, device: str, rank: int, local_rank: int, world: int) -> Pa
                     loss = train_denoiser.loss(x0, generator=noise_gen, **cond) / t["accumulate"]
                 loss.backward()
                 loss_sum += float(loss.detach())
-                audio_seconds += batch["audio"].shape[0] * batch["audio"].shape[-1] / info["sample_rate"] \
-                    if "audio" in batch else 0.0
+                # seconds of audio in the batch (precomputed mels: frames x hop)
+                audio_seconds += x0.shape[0] * (x0.shape[-1] * melspec.hop_length if representation == "mel"
+                                                else x0.shape[-1]) / info["sample_rate"]
             batch_in_epoch += 1  # position of the *next* batch
             grad_norm = torch.nn.utils.clip_grad_norm_(params, t["grad_clip"] if t["grad_clip"] else float("inf"))
             loss_val = float(dist_utils.all_reduce_mean(torch.tensor(loss_sum, device=device)))
@@ -598,8 +603,8 @@ def _train(cfg: dict, device: str, rank: int, local_rank: int, world: int) -> Pa
                         writer.add_scalar("train/lr", opt.param_groups[0]["lr"], step)
                         writer.add_scalar("train/grad_norm", float(grad_norm), step)
                         writer.add_scalar("train/audio_seconds_per_second", rate, step)
-                if t["sample_every"] and step % t["sample_every"] == 0 and writer:
-                    _log_samples(writer, ema.model, cfg, meta, melspec, device, step)
+                if log_samples is not None and step % t["sample_every"] == 0:
+                    log_samples(writer, step)
             out_of_time = bool(t["max_seconds"]) and time.perf_counter() - t0 > t["max_seconds"]
             if t["max_seconds"] and world > 1:  # collective on every rank, so all stop at the same step
                 out_of_time = bool(dist_utils.all_reduce_mean(torch.tensor(float(out_of_time), device=device)) > 0)
@@ -656,7 +661,7 @@ def _saved_state(net: nn.Module, ema_net: nn.Module, saved_keys: set | None, met
     if merge:
         import copy
 
-        from .lora import merge_lora
+        from ..models.lora import merge_lora
 
         return (merge_lora(copy.deepcopy(net)).state_dict(), merge_lora(copy.deepcopy(ema_net)).state_dict(),
                 {**meta, "weights": "merged"})
@@ -669,9 +674,9 @@ def _saved_state(net: nn.Module, ema_net: nn.Module, saved_keys: set | None, met
 def check_resume(ck: dict, net_cfg: dict, t: dict, run_dir: Path) -> None:
     """Refuse to resume `ck` into another kind of run, without a train state, or with another model or LoRA."""
     meta, where = ck["meta"], ck["dir"]
-    kind = meta.get("kind", "diffusion")
-    if kind != "diffusion":
-        raise CheckpointError(f"{where}: is a {kind!r} checkpoint, not a diffusion model; train into a new run_dir")
+    if ck["kind"] != "diffusion":  # a vocoder run (format 0 wrote its kind as `task`) or a judge
+        raise RunKindError(f"{where / 'meta.json'}: holds a {ck['kind']!r} run, expected a 'diffusion' run (this "
+                           "run_dir belongs to another trainer); train into a new run_dir")
     ts = ck["train_state"]
     need = ("optimizer", "step", "data_position", "ema_updates", "rng")
     if ts is None or any(k not in ts for k in need) or ck["ema"] is None:
@@ -760,14 +765,41 @@ def _tensorboard(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-@torch.no_grad()
-def _log_samples(writer, net: nn.Module, cfg: dict, meta: dict, melspec, device, step: int, n: int = 2) -> None:
-    """Generate `n` samples with the EMA network and log audio and a spectrogram image."""
-    from ..pipeline import Pipeline
+def sample_logger(net: nn.Module, meta: dict, melspec, device, steps: int, n: int = 2):
+    """A function `log(writer, step)` that logs `n` unconditional samples of `net` (audio + a spectrogram figure).
 
-    pipe = Pipeline(net, meta, device=device, mel=melspec)
-    out = pipe.generate(n=n, steps=cfg["train"]["sample_steps"], seed=step, progress=False)
-    for i in range(n):
-        writer.add_audio(f"sample/{i}", out.audio[i, 0].cpu().clamp(-1, 1), step, sample_rate=out.sample_rate)
-    fig = out.plot()
-    writer.add_figure("sample/spectrogram", fig, step)
+    Built once: the denoiser wraps `net` (the EMA network, updated in place), the noise levels, the sampler and,
+    for mel models, the run's vocoder (Griffin-Lim unless the run names another) are made here, not at every
+    log. Item k of the samples at `step` uses seed `step + k`; the audio equals
+    `Pipeline(net, meta, mel=melspec).generate(n=n, steps=steps, seed=step)` (tests/training/test_loop.py).
+    """
+    from ..evaluation.report import spectrogram_figure
+    from ..runs.vocoder import run_vocoder
+
+    device = torch.device(device)
+    denoiser = objectives.build(net, meta["objective"]).to(device).eval()
+    sched = dict(meta.get("schedule") or {"name": "karras"})
+    sigmas = schedules.build(sched.pop("name", "karras"), steps, **sched).to(device)
+    method = (meta.get("sampler") or {}).get("method", "dpmpp_2m")
+    sample_rate, seconds = int(meta["sample_rate"]), meta["segment_samples"] / int(meta["sample_rate"])
+    vocoder = None
+    if meta.get("representation", "waveform") == "mel":
+        vocoder = run_vocoder(meta.get("vocoder"), melspec).to(device)
+        melspec.check_compatible(vocoder.mel, "the mel model's and the vocoder's mel contracts")
+        shape = (n, 1, melspec.n_mels, max(1, round(seconds * sample_rate / melspec.hop_length)))
+    else:
+        shape = (n, int(meta.get("channels", 1)), max(1, round(seconds * sample_rate)))
+
+    @torch.no_grad()
+    def log(writer, step: int) -> None:
+        seeds = [step + k for k in range(n)]
+        gens = [torch.Generator().manual_seed(s) for s in seeds]  # CPU generators, one per item (as the pipeline)
+        x = samplers.sample(denoiser, samplers.randn(shape, device, torch.float32, gens), sigmas, method,
+                            generator=gens, progress=False)
+        audio = (vocoder(x[:, 0].float()) if vocoder is not None else x).float().clamp(-1, 1).cpu()
+        for i in range(n):
+            writer.add_audio(f"sample/{i}", audio[i, 0], step, sample_rate=sample_rate)
+        titles = [f"sampler={method}, steps={steps}, seed={s}" for s in seeds]
+        writer.add_figure("sample/spectrogram", spectrogram_figure(list(audio), sample_rate, titles), step)
+
+    return log

@@ -5,11 +5,10 @@ written by `Vocoder.save` or the newest checkpoint of a vocoder training run.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ..mel import MelContractError, MelSpec
-from .base import CONFIG_FILE, Vocoder, VocoderError, read_vocoder_dir
+from .base import Vocoder, VocoderError
 from .griffinlim import GriffinLimVocoder
 from .neural import NeuralVocoder
 
@@ -69,38 +68,12 @@ def build(cfg: dict, mel: MelSpec | dict | None = None) -> Vocoder:
 def load_vocoder(path, device=None, step: int | None = None, ema: bool = True) -> Vocoder:
     """Load a vocoder from a folder written by `Vocoder.save`, or from a vocoder training run / checkpoint.
 
-    Args:
-        path: a vocoder folder (`vocoder.json`, `mel.json`, `model.safetensors`), a run directory whose
-            checkpoints were written by `vocoders.train.train_vocoder`, or one checkpoint directory.
-        device: where to put it.
-        step: a run's checkpoint step (default the newest).
-        ema: use a checkpoint's EMA weights when it has them.
+    Reading a run is the run format's job: this is :func:`audiodiff.runs.vocoder.load_vocoder` (see there for the
+    arguments), kept here as the vocoders' public loader.
     """
-    p = Path(path)
-    if (p / CONFIG_FILE).is_file():
-        spec, mel, state = read_vocoder_dir(p)
-    else:
-        from ..training.checkpoint import load_checkpoint
+    from ..runs.vocoder import load_vocoder as _load  # the one import from a layer above (tests/test_layering.py)
 
-        ck = load_checkpoint(p, step=step, train_state=False)
-        meta = ck["meta"] or {}
-        if "vocoder" not in meta or ck["mel"] is None:
-            raise VocoderError(f"{ck['dir']}: not a vocoder checkpoint (meta.json lacks 'vocoder' or mel.json is missing)")
-        spec, mel = meta["vocoder"], ck["mel"]
-        state = ck["ema"] if (ema and ck["ema"] is not None) else ck["model"]
-    voc = build({"name": spec["name"], **spec.get("config", {})}, mel=mel)
-    own = voc.state_dict()
-    shapes = [f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}" for k, v in state.items()
-              if k in own and v.shape != own[k].shape]
-    if shapes:
-        raise VocoderError(f"{path}: weights do not fit a {spec['name']!r} vocoder with config {spec.get('config')}: "
-                           f"shapes {shapes[:3]}")
-    missing, unexpected = voc.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise VocoderError(f"{path}: weights do not fit a {spec['name']!r} vocoder with config {spec.get('config')}: "
-                           f"missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}")
-    voc.eval()
-    return voc.to(device) if device is not None else voc
+    return _load(path, device=device, step=step, ema=ema)
 
 
 __all__ = ["Vocoder", "VocoderError", "MelContractError", "GriffinLimVocoder", "NeuralVocoder", "VOCODERS",

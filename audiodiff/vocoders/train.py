@@ -5,7 +5,7 @@ generator (`vocoders.build(cfg["vocoder"])`), for `neural` the HiFi-GAN multi-pe
 multi-resolution discriminators, AdamW with exponential / cosine decay, then the loop: discriminator
 hinge step, generator step on `w_mel * mel L1 + w_mrstft * MR-STFT + w_adv * hinge + w_fm * feature
 matching`; for `diffusion` the denoising loss of :class:`audiodiff.objectives.Denoiser` with the mel as
-`local` condition. Periodic checkpoints go through :func:`audiodiff.training.checkpoint.save_checkpoint`,
+`local` condition. Periodic checkpoints go through :func:`audiodiff.runs.checkpoint.save_checkpoint`,
 a run resumes from its `checkpoints/last`, and `train.init_from` fine-tunes a trained vocoder. The run directory
 is handled as by :func:`audiodiff.training.loop.train`: locked while it trains (`run_dir/.lock`), cleared of what
 an interrupted run left at start, `metrics.jsonl` (one row per `log_every` steps) fsynced before each checkpoint
@@ -43,10 +43,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .. import audio as _audio
+from .. import losses
 from ..data.datasets import EpochSampler, WaveformDataset, collate
-from ..evaluation import vocoder_metrics as VM
+from ..evaluation import vocoder_metrics as VM  # validation distances (the losses come from audiodiff.losses)
 from ..mel import MelSpec
-from . import build, load_vocoder
+from ..runs.meta import header
+from ..runs.vocoder import load_vocoder
+from . import build
 from .base import Vocoder, VocoderError
 from .neural import MultiPeriodDiscriminator, MultiResolutionDiscriminator
 from ..errors import AudiodiffError
@@ -253,7 +256,7 @@ def train_vocoder(cfg) -> Path:
 def _train_vocoder(cfg: dict, device: torch.device) -> Path:
     """The body of :func:`train_vocoder`, run while `run_dir` is locked."""
     from ..data.manifest import read_manifest, split_manifest
-    from ..training.checkpoint import clean_run_dir, load_checkpoint, save_checkpoint, scan_checkpoints
+    from ..runs.checkpoint import clean_run_dir, load_checkpoint, save_checkpoint, scan_checkpoints
     from ..training.loop import RunDirExistsError, trim_metrics
 
     run_dir, data, t, lw = Path(cfg["run_dir"]), cfg["data"], cfg["train"], cfg["train"]["loss_weights"]
@@ -331,7 +334,7 @@ def _train_vocoder(cfg: dict, device: torch.device) -> Path:
     # ---- resume
     step = 0
     if t["resume"] and any(problem is None or problem[0] == "damaged" for _, problem in scan_checkpoints(run_dir)):
-        ck = load_checkpoint(run_dir, map_location=device)
+        ck = load_checkpoint(run_dir, map_location=device, kind="vocoder")  # RunKindError for a diffusion run
         ts = ck["train_state"] or {}
         if ck["mel"] is not None:
             ck["mel"].check_compatible(mel, what=f"resumed run {run_dir} mel contract and the config's")
@@ -352,11 +355,11 @@ def _train_vocoder(cfg: dict, device: torch.device) -> Path:
     _write_config(run_dir, cfg)
     trim_metrics(run_dir / "metrics.jsonl", step)  # rows after the resumed step are trained (and logged) again
 
-    res = [tuple(r) for r in (t["mrstft_resolutions"] or VM.DEFAULT_RESOLUTIONS)]
+    res = [tuple(r) for r in (t["mrstft_resolutions"] or losses.DEFAULT_RESOLUTIONS)]
     amp = t["amp"] == "bf16" and device.type == "cuda"
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else _null
     clip = float(t["grad_clip"]) if t["grad_clip"] else math.inf
-    meta = {"task": "vocoder", "vocoder": {"name": kind, "config": voc.config()},
+    meta = {**header("vocoder"), "vocoder": {"name": kind, "config": voc.config()},
             "sample_rate": mel.sample_rate, "num_parameters": voc.num_parameters()}
 
     def checkpoint():
@@ -407,7 +410,7 @@ def _train_vocoder(cfg: dict, device: torch.device) -> Path:
                 opt_d.step()
                 logs["loss/disc"] = loss_d.detach()
             loss_mel = (mel.log_mel(wav[:, 0]) - mel.log_mel(fake[:, 0])).abs().mean()
-            loss_mr = VM.mrstft_distance(wav, fake, res)
+            loss_mr = losses.mrstft_distance(wav, fake, res)
             loss_g = lw["mel"] * loss_mel + lw["mrstft"] * loss_mr
             logs["loss/mel_l1"], logs["loss/mrstft"] = loss_mel.detach(), loss_mr.detach()
             if use_gan:

@@ -1,0 +1,15 @@
+"""The run format: checkpoint I/O, the run meta (kind + format_version) and a run's weights at load time.
+
+It sits below training and the pipeline (CONTRIBUTING.md "Layering"): training writes runs through it, the
+pipeline, the vocoder loader and fine-tuning read them through it, and neither side imports the other.
+
+- :mod:`.checkpoint`: run directories, atomic checkpoints, `load_checkpoint(path, kind=...)`.
+- :mod:`.meta`: `KINDS`, `FORMAT_VERSION`, `header(kind)`, `read_kind`, `RunKindError`.
+- :mod:`.weights`: a diffusion run's network (full weights, merged LoRA or LoRA adapters on a sha256-checked base).
+- :mod:`.vocoder`: `load_vocoder` (a `Vocoder.save` folder or a vocoder training run).
+"""
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .meta import FORMAT_VERSION, KINDS, RunKindError, header, read_kind
+
+__all__ = ["CheckpointError", "FORMAT_VERSION", "KINDS", "RunKindError", "header", "load_checkpoint", "read_kind",
+           "save_checkpoint"]
