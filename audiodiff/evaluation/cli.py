@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 USAGE = """usage:
   audiodiff evaluate train-judge data=<manifest.jsonl> label=<field> out=<dir>
       [epochs=30] [sample_rate=16000|auto] [seconds=1.0] [valid_fraction=0.1] [seed=0] [device=cpu|cuda]
-      [batch_size=64] [lr=0.003]
+      [batch_size=64] [lr=0.003] [gain_db=6.0]
   audiodiff evaluate generated=<folder> [real=<manifest.jsonl>] [judge=<dir>] [label=<field>] [out=<dir>]
       [pitch_field=pitch] [tolerance_cents=50] [embedder=judge|vggish|clap] [embedder_weights=<path>]
       [seed=0] [device=cpu|cuda]"""
@@ -47,6 +47,7 @@ TRAIN_KEYS: dict[str, tuple[type, bool]] = {
     "data": (str, True), "label": (str, True), "out": (str, True), "epochs": (int, False),
     "sample_rate": (str, False), "seconds": (float, False), "valid_fraction": (float, False),
     "seed": (int, False), "device": (str, False), "batch_size": (int, False), "lr": (float, False),
+    "gain_db": (float, False),
 }
 EVAL_KEYS: dict[str, tuple[type, bool]] = {
     "generated": (str, True), "real": (str, False), "judge": (str, False), "label": (str, False),

@@ -5,10 +5,10 @@
 # Stages: 1 prepare  2 train the base  3 train the judges  4 fine-tune (full / LoRA x 50 / 400 clips)
 #         5 generate 10 clips per digit from the base and each fine-tune  6 score (results.md)
 # Settings (environment): SPEAKER (yweweler), BASE_STEPS (2000), FT_SECONDS (300, the fine-tune budget),
-# FT_STEPS (500), THREADS (2), RUN (runs/fsdd_speaker).  GPU: BASE_STEPS=20000 FT_SECONDS=60 (device=auto).
+# FT_STEPS (700), THREADS (2), RUN (runs/fsdd_speaker).  GPU: BASE_STEPS=20000 FT_SECONDS=60 (device=auto).
 source "$(dirname "$0")/../args.sh"
 DATA=${AUDIODIFF_DATA:-../shared/data}/fsdd
-SPEAKER=${SPEAKER:-yweweler}; BASE_STEPS=${BASE_STEPS:-2000}; FT_SECONDS=${FT_SECONDS:-300}; FT_STEPS=${FT_STEPS:-500}
+SPEAKER=${SPEAKER:-yweweler}; BASE_STEPS=${BASE_STEPS:-2000}; FT_SECONDS=${FT_SECONDS:-300}; FT_STEPS=${FT_STEPS:-700}
 RUN=${RUN:-runs/fsdd_speaker}; M=$RUN/data
 export OMP_NUM_THREADS=${THREADS:-2}
 DIGITS="[$(python -c 'print(",".join(str(d) for d in range(10) for _ in range(10)))')]"
@@ -23,20 +23,23 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
 fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "== stage 3: digit and speaker judges (trained on every clip but $SPEAKER's held-out ones)"
-  for field in label speaker; do
-    [ -d "$RUN/judge_$field" ] || $AD evaluate train-judge data="$M/judge.jsonl" label=$field sample_rate=auto \
-        out="$RUN/judge_$field"
-  done
+  # The speakers were recorded at levels up to ~18 dB apart (yweweler at -38 dBFS, the model's data at -20): with
+  # the default +-6 dB gain augmentation the speaker judge learns the level, not the voice (real yweweler clips
+  # normalised to -20 dBFS: 1% attributed to him). +-24 dB makes the level useless to it.
+  [ -d "$RUN/judge_label" ] || $AD evaluate train-judge data="$M/judge.jsonl" label=label sample_rate=auto \
+      out="$RUN/judge_label"
+  [ -d "$RUN/judge_speaker" ] || $AD evaluate train-judge data="$M/judge.jsonl" label=speaker sample_rate=auto \
+      gain_db=24 out="$RUN/judge_speaker"
 fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   echo "== stage 4: fine-tune on $SPEAKER ($FT_SECONDS s each)"
   for n in 50 400; do
     $AD finetune data.manifest="$M/new_$n.jsonl" data.valid_fraction=0 train.init_from="$RUN/base" \
-        run_dir="$RUN/full_$n" train.steps="$FT_STEPS" train.lr=1e-4 train.warmup_steps=50 \
-        train.max_seconds="$FT_SECONDS" train.ckpt_every=100
+        run_dir="$RUN/full_$n" train.steps="$FT_STEPS" train.lr=5e-4 train.warmup_steps=50 \
+        train.max_seconds="$FT_SECONDS" train.ckpt_every=100 train.num_workers="${WORKERS:-0}"
     $AD finetune data.manifest="$M/new_$n.jsonl" data.valid_fraction=0 train.init_from="$RUN/base" \
         run_dir="$RUN/lora_$n" train.steps="$FT_STEPS" train.lr=5e-4 train.warmup_steps=50 \
-        train.max_seconds="$FT_SECONDS" train.ckpt_every=100 'train.lora={rank:8,alpha:16}'
+        train.max_seconds="$FT_SECONDS" train.ckpt_every=100 train.num_workers="${WORKERS:-0}" 'train.lora={rank:8,alpha:16}'
   done
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
@@ -50,7 +53,7 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   echo "== stage 6: score"
   folders=(); for m in base full_50 lora_50 full_400 lora_400; do folders+=("$m=$RUN/samples/$m"); done
   python recipes/fsdd_speaker/score.py --digit-judge "$RUN/judge_label" --speaker-judge "$RUN/judge_speaker" \
-      --speaker "$SPEAKER" --held "$M/new_held.jsonl" --reference "$M/new_400.jsonl" --out "$RUN/results.json" \
+      --speaker "$SPEAKER" --held "$M/new_held.jsonl" --reference "$M/new_400.jsonl" --out "$RUN/results.json" --loudness-db -20 \
       "${folders[@]}" | tee "$RUN/results.md"
 fi
 echo "done in $(( $(date +%s) - t0 )) s"

@@ -8,7 +8,9 @@ Per folder: the share of clips the speaker judge attributes to `--speaker`, the 
 asked digits, and the Frechet distance (Heusel et al. 2017) of speaker-judge features to the new speaker's
 held-out clips (`--held`). Two real rows are added for scale: the held-out clips themselves (speaker share and
 digit accuracy of real recordings; no FD) and `--reference` (other real clips of the speaker: the FD floor at a
-similar n). Prints a markdown table and writes JSON.
+similar n). `--loudness-db` puts every clip at one level first, so that no judge can tell clips apart by recording
+level (the model's data are normalised to -20 dBFS; the speakers' recordings differ by up to ~18 dB). Prints a
+markdown table and writes JSON.
 """
 import argparse
 import json
@@ -16,15 +18,20 @@ from pathlib import Path
 
 import torch
 
-from audiodiff.audio import load
+from audiodiff.audio import load, loudness_normalize
 from audiodiff.data.manifest import read_manifest
 from audiodiff.evaluation import metrics as M
 from audiodiff.evaluation.cli import read_generated
 from audiodiff.evaluation.judge import Judge, fit_length
 
 
+LOUDNESS_DB = None  # set by --loudness-db: every clip (real and generated) at one RMS level before judging
+
+
 def batch_of(paths, judge: Judge) -> torch.Tensor:
     clips = [load(p, sample_rate=judge.sample_rate, mono=True)[0] for p in paths]
+    if LOUDNESS_DB is not None:
+        clips = [loudness_normalize(c[None], LOUDNESS_DB)[0] for c in clips]
     return torch.cat([fit_length(c.view(1, 1, -1), judge.num_samples) for c in clips])
 
 
@@ -46,8 +53,12 @@ def main() -> None:
     ap.add_argument("--held", required=True)
     ap.add_argument("--reference")
     ap.add_argument("--out")
+    ap.add_argument("--loudness-db", type=float, default=None,
+                    help="normalise every clip to this RMS dBFS before judging (the model's data.loudness_db)")
     ap.add_argument("folders", nargs="+", help="NAME=FOLDER")
     args = ap.parse_args()
+    global LOUDNESS_DB
+    LOUDNESS_DB = args.loudness_db
     dj, sj = Judge.load(args.digit_judge), Judge.load(args.speaker_judge)
     if args.speaker not in sj.labels:
         raise SystemExit(f"score: --speaker {args.speaker!r} is not one of the speaker judge's {sj.labels}")
