@@ -29,3 +29,20 @@ def tiny_mel_cfg(run_dir, steps=2):
                    "synth": {"n": 32, "pitches": [60, 64], "timbres": ["sine"], "velocity": 0.8}}
     cfg["vocoder"] = {"name": "griffinlim", "n_iter": 4}
     return cfg
+
+
+VOCODER_MEL = {"sample_rate": 8000, "n_fft": 256, "hop_length": 64, "n_mels": 32}
+SMALL_DISC = {"periods": [2, 3], "mpd_channels": [4, 8], "resolutions": [[256, 64, 256]], "mrd_channels": 4}
+
+
+def tiny_vocoder_cfg(shared_data, run_dir, **train):
+    """A tiny GAN vocoder run on 6 FSDD clips: checkpoint every 2 steps, a metrics row every step."""
+    return copy.deepcopy({
+        "task": "vocoder", "run_dir": str(run_dir),
+        "data": {"manifest": str(shared_data / "fsdd" / "manifest.jsonl"), "max_items": 6, "valid_fraction": 0.34,
+                 "segment_frames": 16, "batch_size": 2, "valid_items": 1, "valid_seconds": 0.3},
+        "mel": VOCODER_MEL,
+        "vocoder": {"name": "neural", "dim": 16, "num_layers": 1},
+        "train": {"steps": 2, "device": "cpu", "ckpt_every": 2, "log_every": 1, "progress": False,
+                  "mrstft_resolutions": [[128, 32, 128], [256, 64, 256]], "discriminator": SMALL_DISC, **train},
+    })

@@ -23,26 +23,16 @@ from audiodiff.training.checkpoint import list_checkpoints
 from audiodiff.training.loop import RunDirBusyError, RunDirExistsError
 from audiodiff.training.lock import LockHeld, RunLock, read_holder
 from audiodiff.vocoders.train import train_vocoder
+from tests.helpers import tiny_vocoder_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-MEL = {"sample_rate": 8000, "n_fft": 256, "hop_length": 64, "n_mels": 32}
-SMALL_DISC = {"periods": [2, 3], "mpd_channels": [4, 8], "resolutions": [[256, 64, 256]], "mrd_channels": 4}
 HOLD = ("import sys, time; from audiodiff.training.lock import RunLock; "
         "lock = RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)")
 
 
 def _cfg(shared_data, run_dir, **train):
-    """The tiny GAN vocoder config of tests/vocoders/test_train.py: checkpoint every 2 steps, a row every step."""
-    return {
-        "task": "vocoder", "run_dir": str(run_dir),
-        "data": {"manifest": str(shared_data / "fsdd" / "manifest.jsonl"), "max_items": 6, "valid_fraction": 0.34,
-                 "segment_frames": 16, "batch_size": 2, "valid_items": 1, "valid_seconds": 0.3},
-        "mel": MEL,
-        "vocoder": {"name": "neural", "dim": 16, "num_layers": 1},
-        "train": {"steps": 2, "device": "cpu", "ckpt_every": 2, "log_every": 1, "progress": False,
-                  "mrstft_resolutions": [[128, 32, 128], [256, 64, 256]], "discriminator": SMALL_DISC, **train},
-    }
+    return tiny_vocoder_cfg(shared_data, run_dir, **train)
 
 
 def steps_of(run_dir):

@@ -5,21 +5,13 @@ import torch
 from audiodiff import vocoders
 from audiodiff.training.checkpoint import list_checkpoints, load_checkpoint
 from audiodiff.vocoders.train import VocoderTrainError, resolve_config, train_vocoder
+from tests.helpers import VOCODER_MEL, tiny_vocoder_cfg
 
-MEL = {"sample_rate": 8000, "n_fft": 256, "hop_length": 64, "n_mels": 32}
-SMALL_DISC = {"periods": [2, 3], "mpd_channels": [4, 8], "resolutions": [[256, 64, 256]], "mrd_channels": 4}
+MEL = VOCODER_MEL
 
 
 def _cfg(shared_data, run_dir, **train):
-    return {
-        "task": "vocoder", "run_dir": str(run_dir),
-        "data": {"manifest": str(shared_data / "fsdd" / "manifest.jsonl"), "max_items": 6, "valid_fraction": 0.34,
-                 "segment_frames": 16, "batch_size": 2, "valid_items": 1, "valid_seconds": 0.3},
-        "mel": MEL,
-        "vocoder": {"name": "neural", "dim": 16, "num_layers": 1},
-        "train": {"steps": 2, "device": "cpu", "ckpt_every": 2, "log_every": 1, "progress": False,
-                  "mrstft_resolutions": [[128, 32, 128], [256, 64, 256]], "discriminator": SMALL_DISC, **train},
-    }
+    return tiny_vocoder_cfg(shared_data, run_dir, **train)
 
 
 def test_config_errors_name_the_problem(tmp_path):
