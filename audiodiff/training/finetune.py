@@ -74,7 +74,6 @@ def adopt_base(cfg: dict, init: dict) -> dict:
     """
     meta, base_data = init["meta"], init["data"]
     ft = {**FINETUNE_DEFAULTS, **(cfg.get("finetune") or {})}
-    where = f"train.init_from={cfg['train']['init_from']}"
 
     if cfg["model"] != meta["model"]:
         log.info("init_from: using the network of %s (%s)", init["dir"], meta["model"].get("name"))
@@ -109,7 +108,10 @@ def adopt_base(cfg: dict, init: dict) -> dict:
     if new:
         raise FinetuneError(f"data.conditions {new} are not conditions of the base run ({init['dir']}); allowed: "
                             f"{sorted(base_conds)} (the network takes only those)")
-    fields = _manifest_fields(data)
+    entries = _manifest_entries(data)  # read once: its fields decide the conditions, its labels the vocabulary
+    fields = None  # the built-in notes have every field
+    if entries is not None:
+        fields = set.intersection(*(set(e) for e in entries)) if entries else set()
     for key in sorted(conds):
         if fields is not None and conds[key] not in fields:
             log.info("init_from: the manifest has no field %r, so condition %r falls back to the null embedding",
@@ -123,7 +125,7 @@ def adopt_base(cfg: dict, init: dict) -> dict:
     vocab = list(meta.get("vocab") or [])
     added = []
     if "labels" in conds and data.get("kind", "manifest") == "manifest":
-        values = _label_values(data["manifest"], conds["labels"])
+        values = list(dict.fromkeys(e[conds["labels"]] for e in entries))  # first-seen order, no repeats
         outside = sorted((v for v in values if v not in vocab or type(vocab[vocab.index(v)]) is not type(v)),
                          key=lambda v: (isinstance(v, str), v))
         if outside and not ft["extend_vocab"]:
@@ -138,30 +140,16 @@ def adopt_base(cfg: dict, init: dict) -> dict:
     if added:
         cfg["model"]["num_classes"] = num_classes + len(added)
     return {"conditions": base_conds, "vocab": vocab or None, "added_labels": added,
-            "base_num_classes": num_classes, "pitch_range": meta.get("pitch_range"), "where": where}
+            "base_num_classes": num_classes, "pitch_range": meta.get("pitch_range")}
 
 
-def _manifest_fields(data: dict) -> set | None:
-    """Fields every entry of the data's manifest has (None for the built-in notes: their fields are fixed)."""
+def _manifest_entries(data: dict) -> list | None:
+    """The entries of the data's manifest (None for the built-in notes: their fields are fixed)."""
     if data.get("kind", "manifest") != "manifest" or not data.get("manifest"):
         return None
     from ..data.manifest import read_manifest
 
-    entries = read_manifest(data["manifest"])
-    common = set(entries[0]) if entries else set()
-    for e in entries[1:]:
-        common &= set(e)
-    return common
-
-
-def _label_values(manifest, field: str) -> list:
-    from ..data.manifest import read_manifest
-
-    seen = []
-    for e in read_manifest(manifest):
-        if e[field] not in seen:
-            seen.append(e[field])
-    return seen
+    return read_manifest(data["manifest"])
 
 
 def base_weights(init: dict) -> tuple[dict, str]:
