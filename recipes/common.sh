@@ -21,7 +21,7 @@ fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   echo "== stage 4: evaluate"
   if [ -n "${LABEL_FIELD:-}" ]; then
-    [ -d "$RUN/judge" ] || $AD evaluate train-judge data="$MANIFEST" label="$LABEL_FIELD" sample_rate=auto out="$RUN/judge"
+    [ -f "$RUN/judge/judge.json" ] || $AD evaluate train-judge data="$MANIFEST" label="$LABEL_FIELD" sample_rate=auto out="$RUN/judge"
     $AD evaluate generated="$OUT" real="$MANIFEST" judge="$RUN/judge" label="$LABEL_FIELD" out="$OUT/evaluation"
   else
     $AD evaluate generated="$OUT" real="$MANIFEST" out="$OUT/evaluation"

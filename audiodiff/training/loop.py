@@ -1,38 +1,39 @@
-"""`train(cfg)`: one readable training loop for waveform and mel diffusion models.
+"""`train(cfg)`: the diffusion task, and the denoising step every diffusion model trains with.
 
-Reads top to bottom: resolve the config, build data, network, denoiser, optimizer, EMA; resume from the
-run's last checkpoint when there is one; then loop with bf16 autocast on CUDA, gradient accumulation and
-clipping, warm-up + cosine learning rate, a NaN guard, periodic atomic checkpoints, TensorBoard and a
-progress bar. Under `torchrun` it runs DistributedDataParallel (NCCL on GPU, gloo on CPU).
+:func:`train` reads top to bottom: resolve and check the config, then, on :class:`~.runtime.Runtime` (device,
+precision, RNG, the run directory, exact resume, learning rate, NaN guard, time budget, logging and checkpoints),
+build the :class:`DiffusionTask`: data, network, denoiser, AdamW and EMA, fine-tuning from a run (`init_from`,
+fully or with LoRA), and audio samples in TensorBoard. Under `torchrun` it runs DistributedDataParallel (NCCL on
+GPU, gloo on CPU).
 
-Exact resume: the checkpoint holds model, EMA, optimizer, scheduler, step, the data position (epoch and
-batch within it) and the state of the generator that draws noise levels and noise, so a run killed at
-any point and resumed reproduces the uninterrupted run's losses.
+:class:`DenoiserStep` is the step itself: `Denoiser.loss(x0, **cond)` over the micro-batches with the runtime's
+noise generator, gradient accumulation, clipping and the NaN guard (:meth:`Runtime.update`), AdamW, EMA. The
+diffusion vocoder (`vocoders/train.py`) trains with the same step, its mel passed as the `local` condition.
+
+Exact resume: the checkpoint holds model, EMA, optimizer, step, the data position (epoch and batch within it)
+and the state of every generator, so a run killed at any point and resumed reproduces the uninterrupted run's
+losses.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
-import os
-import random
-import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from .. import models, objectives, samplers, schedules
 from ..mel import MelSpec
-from ..runs.checkpoint import CheckpointError, clean_run_dir, load_checkpoint, save_checkpoint, scan_checkpoints
+from ..runs.checkpoint import CheckpointError
 from ..runs.meta import RunKindError, header
-from . import distributed as dist_utils
 from . import finetune
 from .ema import EMA
-from .lock import LockHeld, RunLock, describe_holder
-from ..errors import AudiodiffError, UsageError
+from .runtime import Attr, Runtime, TrainingConfigError
+from .runtime import (  # noqa: F401  (old import paths: these lived here before the runtime)
+    BatchOrder, RunDirBusyError, RunDirExistsError, TrainingError, batches, lock_run_dir, lr_at, pick_device,
+    rng_state, seed_everything, set_rng_state, trim_metrics)
 
 log = logging.getLogger("audiodiff.train")
 CONDITIONS = ("labels", "pitch", "vector", "local")  # batch keys passed to the network
@@ -46,24 +47,6 @@ TRAIN_DEFAULTS = {
     "init_from": None, "lora": None, "seed": 0, "max_seconds": None,
 }
 
-
-class TrainingError(AudiodiffError, RuntimeError):
-    """Training cannot go on (repeated non-finite losses, bad config); the message says why and what to do."""
-
-
-class TrainingConfigError(TrainingError, UsageError):
-    """A setting is unknown, of the wrong type or out of range, or does not fit the run being resumed.
-
-    The message names the setting (`train.batch_size`) and the allowed values; the command line exits 2.
-    """
-
-
-class RunDirExistsError(TrainingConfigError):
-    """`train.resume=false` on a run directory that already holds checkpoints (they are never overwritten)."""
-
-
-class RunDirBusyError(TrainingError):
-    """Another live process is training into the same run directory; the message names it (pid, host, start)."""
 
 
 # Top-level keys of a training config; `task` and `name` come from configs/train.yaml (`name` makes run_dir).
@@ -248,81 +231,6 @@ def resolve_config(cfg) -> dict:
     return cfg
 
 
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"train.device={name!r} but CUDA is not available; use 'auto' or 'cpu'")
-    return name
-
-
-def lr_at(step: int, t: dict) -> float:
-    """Linear warm-up to `lr`, then cosine decay to `lr * min_lr_ratio` at `steps`."""
-    if t["warmup_steps"] > 0 and step < t["warmup_steps"]:
-        return t["lr"] * (step + 1) / t["warmup_steps"]
-    span = max(1, t["steps"] - t["warmup_steps"])
-    progress = min(1.0, (step - t["warmup_steps"]) / span)
-    return t["lr"] * (t["min_lr_ratio"] + (1 - t["min_lr_ratio"]) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-# ---------------------------------------------------------------------------------------------- data order
-class BatchOrder:
-    """Deterministic, resumable batch order: epoch e is a permutation seeded by (seed, e), cut into batches.
-
-    The permutation and its split across ranks are :class:`audiodiff.data.datasets.EpochSampler`'s (rank r takes
-    every world-th item). `position` = (epoch, batch index) is stored in checkpoints so a resumed run continues
-    with the next batch.
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        from ..data.datasets import EpochSampler
-
-        if n < batch_size * world:
-            raise TrainingError(f"the dataset has {n} items, fewer than one global batch ({batch_size} x {world} ranks); "
-                                "lower train.batch_size or add data")
-        self.sampler = EpochSampler(n, shuffle=True, seed=seed, num_replicas=world, rank=rank)
-        self.bs = batch_size
-        self.per_epoch = math.ceil(n / world) // batch_size
-
-    def epoch_batches(self, epoch: int, start: int = 0):
-        order = self.sampler.order(epoch)
-        for b in range(start, self.per_epoch):
-            yield order[b * self.bs:(b + 1) * self.bs]
-
-
-class _EndlessBatches(torch.utils.data.Sampler):
-    """Batches of `(epoch, index)` pairs from `(epoch, start)` on, forever.
-
-    The datasets take `(epoch, index)` and seed their crops with it, so one DataLoader with persistent workers
-    serves the whole run: no worker restart per epoch, which dominates on small datasets.
-    """
-
-    def __init__(self, order: BatchOrder, epoch: int, start: int):
-        self.order, self.epoch, self.start = order, epoch, start
-
-    def positions(self):
-        epoch, start = self.epoch, self.start
-        while True:
-            for b, batch in enumerate(self.order.epoch_batches(epoch, start), start=start):
-                yield epoch, b, batch
-            epoch, start = epoch + 1, 0
-
-    def __iter__(self):
-        return ([(e, i) for i in batch] for e, _, batch in self.positions())
-
-
-def batches(dataset, order: BatchOrder, epoch: int, start: int, num_workers: int, collate):
-    """Yield `(epoch, batch_index, batch)` forever from `(epoch, start)`; item crops depend on (epoch, index)."""
-    sampler = _EndlessBatches(order, epoch, start)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
-        persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available(),
-        prefetch_factor=4 if num_workers > 0 else None,
-    )
-    for (e, b, _), batch in zip(sampler.positions(), loader):
-        yield e, b, batch
-
-
 # ---------------------------------------------------------------------------------------------- helpers
 def to_device(batch: dict, device) -> dict:
     return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
@@ -342,28 +250,182 @@ def split_batch(batch: dict, representation: str, melspec: MelSpec | None):
     return x0, cond
 
 
-def rng_state(gen: torch.Generator) -> dict:
-    state = {"python": list(random.getstate()[1]), "python_pos": random.getstate()[2],
-             "numpy": np.random.get_state()[1].tolist(), "numpy_pos": int(np.random.get_state()[2]),
-             "torch": torch.get_rng_state(), "noise": gen.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+# ---------------------------------------------------------------------------------------------- the step
+class DenoiserStep:
+    """One optimizer step of a denoiser (Karras et al. 2022's training loop): the diffusion task's and the diffusion
+    vocoder's.
+
+    Over the `train.accumulate` micro-batches: `prepare(batch) -> (x0, cond, seconds)` on the device, then
+    `loss_fn(x0, generator=rt.generator, **cond) / accumulate` under the runtime's autocast, backward; then the
+    runtime's clipped, NaN-guarded AdamW update and the EMA update.
+
+    Args:
+        rt: the :class:`~.runtime.Runtime`. loss_fn: `Denoiser.loss` (of the DDP or compiled wrapper when there
+            is one). net: the network the EMA follows. params: the trained parameters. opt: their optimizer.
+        ema: :class:`~.ema.EMA` or None. prepare: batch -> `(x0 (B, ...), cond dict, seconds of audio)`.
+    """
+
+    def __init__(self, rt: Runtime, loss_fn, net: nn.Module, params, opt, ema: EMA | None, prepare):
+        self.rt, self.loss_fn, self.net, self.params, self.opt = rt, loss_fn, net, list(params), opt
+        self.ema, self.prepare = ema, prepare
+
+    def __call__(self, micro_batches: list) -> dict | None:
+        rt = self.rt
+        self.opt.zero_grad(set_to_none=True)
+        loss_sum, seconds = 0.0, 0.0
+        for batch in micro_batches:
+            x0, cond, secs = self.prepare(batch)
+            with rt.autocast():
+                loss = self.loss_fn(x0, generator=rt.generator, **cond) / len(micro_batches)
+            loss.backward()
+            loss_sum += float(loss.detach())  # host sync
+            seconds += secs
+        done = rt.update(self.opt, self.params, loss_sum)
+        if done is None:
+            return None
+        if self.ema is not None:
+            self.ema.update(self.net)
+        return {"loss": done[0], "grad_norm": done[1], "audio_seconds": seconds}
 
 
-def set_rng_state(state: dict, gen: torch.Generator) -> None:
-    random.setstate((3, tuple(state["python"]), state["python_pos"]))
-    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
-    torch.set_rng_state(state["torch"])
-    gen.set_state(state["noise"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+# ---------------------------------------------------------------------------------------------- the task
+def runtime_settings(t: dict) -> dict:
+    """The runtime's share of a diffusion config's `train` section (the rest is the task's)."""
+    keys = ("steps", "batch_size", "num_workers", "seed", "device", "precision", "lr", "warmup_steps", "min_lr_ratio",
+            "grad_clip", "accumulate", "max_bad_steps", "max_seconds", "ckpt_every", "keep_checkpoints", "log_every",
+            "resume", "progress")
+    return {k: t[k] for k in keys}
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
+class DiffusionTask:
+    """A waveform or mel diffusion model for the runtime: data, network, denoiser, AdamW, EMA, LoRA, samples.
+
+    Built inside the runtime (after it seeded every generator); `step` is a :class:`DenoiserStep`.
+    """
+
+    def __init__(self, cfg: dict, rt: Runtime):
+        from ..data.build import build_dataset, collate  # data imports librosa; keep `import audiodiff` light
+
+        t = cfg["train"]
+        self.cfg, self.t, self.rt = cfg, t, rt
+        self.run_dir = Path(cfg["run_dir"])
+        device, world = rt.device, rt.world
+
+        # ---- fine-tuning starts from a run: it adopts what defines the model's meaning (training/finetune.py)
+        init = plan = None
+        if t["init_from"]:
+            init = finetune.load_base(t["init_from"])
+            plan = finetune.adopt_base(cfg, init)
+
+        # ---- data
+        data = build_dataset(cfg["data"], split="train", seed=t["seed"], vocab=plan["vocab"] if plan else None)
+        self.dataset, info = data["dataset"], data["info"]
+        self.collate = collate
+        representation = cfg["data"].get("representation", "waveform")
+        melspec = MelSpec(**cfg["data"]["mel"]) if representation == "mel" else None
+        self.mel = melspec
+
+        # ---- model, denoiser, optimizer, EMA
+        net_cfg = dict(cfg["model"])
+        wants_pitch = "pitch" in info.get("conditions", {})
+        if init is None:  # the data decides which conditions the network takes
+            if info.get("num_classes") is not None and net_cfg.get("num_classes", 0) in (0, None, "auto"):
+                net_cfg["num_classes"] = info["num_classes"]
+            if wants_pitch:
+                net_cfg["pitch"] = True
+        net = models.build(net_cfg)
+        lora = dict(t["lora"]) if t["lora"] else None
+        self.merge_lora_at_end = bool(lora.pop("merge", False)) if lora else False
+        if init is not None:
+            weights, init_weights = finetune.base_weights(init)
+            weights = finetune.extend_label_rows(weights, plan["base_num_classes"], net_cfg.get("num_classes") or 0)
+            _load_weights(net, weights, init["dir"] / f"{init_weights}.safetensors")
+            log.info("initialised from %s (step %d, %s weights)", init["dir"], init["step"], init_weights)
+        if lora:
+            from ..models.lora import apply_lora
+
+            wrapped = apply_lora(net, **lora)
+            if plan and plan["added_labels"]:  # the new label rows train under LoRA too; the base's rows stay frozen
+                lo, hi = plan["base_num_classes"], net_cfg["num_classes"]
+                for name, module in net.named_modules():
+                    if name.endswith("label_emb"):
+                        module.requires_grad_(True)
+                        module.weight.register_hook(lambda g, lo=lo, hi=hi: _only_rows(g, lo, hi))
+            log.info("LoRA on %d layers", len(wrapped))
+        # a LoRA run saves only what it trains (adapters, new label rows) and names the base it needs
+        self.saved_keys = {n for n, p in net.named_parameters() if p.requires_grad} if (lora and init is not None) \
+            else None
+        net.to(device)
+        denoiser = objectives.build(net, cfg["objective"]).to(device)
+        params = [p for p in net.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=t["lr"], betas=tuple(t["betas"]), weight_decay=t["weight_decay"])
+        ema = EMA(net, t["ema_decay"])
+        train_denoiser = denoiser
+        if world > 1:
+            train_net = torch.nn.parallel.DistributedDataParallel(
+                net, device_ids=[rt.local_rank] if device.startswith("cuda") else None)
+            train_denoiser = objectives.build(train_net, cfg["objective"]).to(device)
+        if t["compile"]:
+            train_denoiser = torch.compile(train_denoiser)
+        self.net, self.net_cfg, self.ema, self.opt = net, net_cfg, ema, opt
+        self.stateful = {"optimizer": opt, "scheduler": rt.schedule(opt), "ema_updates": Attr(ema, "num_updates")}
+
+        hop = melspec.hop_length if representation == "mel" else 1
+        sample_rate = info["sample_rate"]
+
+        def prepare(batch):
+            batch = to_device(batch, device)
+            x0, cond = split_batch(batch, representation, melspec)
+            # seconds of audio in the batch (precomputed mels: frames x hop)
+            return x0, cond, x0.shape[0] * (x0.shape[-1] * hop if representation == "mel" else x0.shape[-1]) / \
+                sample_rate
+
+        self.step = DenoiserStep(rt, train_denoiser.loss, net, params, opt, ema, prepare)
+
+        self.meta = {
+            **header("diffusion"), "model": net_cfg, "objective": cfg["objective"], "schedule": cfg["schedule"],
+            "sampler": cfg["sampler"], "representation": representation, "sample_rate": info["sample_rate"],
+            "channels": info.get("channels", 1), "segment_samples": info["segment_samples"],
+            "conditions": info.get("conditions", {}), "vocab": info.get("vocab"), "vocoder": cfg.get("vocoder"),
+            "pitch_range": info.get("pitch_range"), "lora": t["lora"],
+            "init_from": str(Path(init["dir"]).resolve()) if init is not None else None,
+            "weights": "adapters" if self.saved_keys is not None else "full",
+        }
+        if plan is not None:  # the fine-tuned model keeps every condition and label of its base
+            self.meta.update(conditions=plan["conditions"], vocab=plan["vocab"],
+                             pitch_range=_union_range(plan["pitch_range"], info.get("pitch_range")),
+                             init_step=init["step"], init_weights=init_weights,
+                             init_sha256=finetune.file_digest(init["dir"] / f"{init_weights}.safetensors"))
+        self.log_samples = None
+
+    def load(self, ck: dict) -> bool:
+        """Check that `ck` continues this run and put its weights in place; False: a merged LoRA run that is done."""
+        t = self.t
+        check_resume(ck, self.net_cfg, t, self.run_dir)
+        ts = ck["train_state"]
+        if ck["meta"].get("weights") == "merged":
+            if ts["step"] >= t["steps"]:
+                log.info("%s already trained for %d steps (LoRA merged into its weights)", self.run_dir, ts["step"])
+                return False
+            raise CheckpointError(f"{ck['dir']}: holds LoRA merged into full weights (lora.merge=true), which cannot "
+                                  f"resume as LoRA; fine-tune further with train.init_from={ck['dir']}")
+        _load_weights(self.net, _complete(self.net, ck["model"], self.saved_keys), ck["dir"] / "model.safetensors")
+        _load_weights(self.ema.model, _complete(self.ema.model, ck["ema"], self.saved_keys),
+                      ck["dir"] / "ema.safetensors")
+        return True
+
+    def weights(self, final: bool):
+        return _saved_state(self.net, self.ema.model, self.saved_keys, self.meta, self.merge_lora_at_end and final)
+
+    def begin(self, writer) -> None:
+        # audio logging: one sampling closure on the EMA network (its weights move in place), vocoder built once
+        if writer is not None and self.t["sample_every"]:
+            self.log_samples = sample_logger(self.ema.model, self.meta, self.mel, self.rt.device,
+                                             self.t["sample_steps"])
+
+    def after_step(self, step: int, final: bool, writer) -> None:
+        if self.log_samples is not None and step % self.t["sample_every"] == 0:
+            self.log_samples(writer, step)
 
 
 # ---------------------------------------------------------------------------------------------- train
@@ -383,257 +445,12 @@ def train(cfg) -> Path:
         TrainingError: training diverged (repeated non-finite losses).
     """
     cfg = resolve_config(cfg)
-    t = cfg["train"]
-    device = pick_device(t["device"])
-    rank, local_rank, world = dist_utils.setup(device)
-    if device == "cuda":
-        device = f"cuda:{local_rank}"
-    lock = lock_run_dir(Path(cfg["run_dir"]), rank, device)
-    try:
-        return _train(cfg, device, rank, local_rank, world)
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def lock_run_dir(run_dir: Path, rank: int, device) -> RunLock | None:
-    """Rank 0 locks `run_dir` for the whole run; every rank raises :class:`RunDirBusyError` when it cannot."""
-    lock, failed = None, None
-    if rank == 0:
-        try:
-            lock = RunLock(run_dir).acquire()
-        except (LockHeld, OSError) as e:  # every rank must reach the collective below
-            failed = e
-    ok = dist_utils.all_reduce_mean(torch.tensor(0.0 if failed else 1.0, device=device))  # host sync, once
-    if float(ok) == 1.0:
-        return lock
-    if lock is not None:
-        lock.release()
-    if isinstance(failed, LockHeld):
-        raise RunDirBusyError(f"{run_dir}: another training process is writing this run "
-                              f"({describe_holder(failed.holder)}; lock file {failed.path}): wait for it to finish "
-                              "or stop it, or train into another run_dir") from None
-    if failed is not None:
-        raise TrainingError(f"{run_dir}: cannot create or lock the run directory ({failed}); choose a writable "
-                            "run_dir") from None
-    raise RunDirBusyError(f"{run_dir}: rank 0 could not lock it (another training process is writing this run, or "
-                          "the run directory is not writable)")
-
-
-def _train(cfg: dict, device: str, rank: int, local_rank: int, world: int) -> Path:
-    """The body of :func:`train`, run while `run_dir` is locked."""
-    from ..data.build import build_dataset, collate  # data imports librosa; keep `import audiodiff` light
-
-    t = cfg["train"]
-    main = rank == 0
-    run_dir = Path(cfg["run_dir"])
-    seed_everything(t["seed"] + rank)
-
-    # ---- fine-tuning starts from a run: it adopts what defines the model's meaning (training/finetune.py)
-    init = plan = None
-    if t["init_from"]:
-        init = finetune.load_base(t["init_from"])
-        plan = finetune.adopt_base(cfg, init)
-
-    # ---- data
-    data = build_dataset(cfg["data"], split="train", seed=t["seed"], vocab=plan["vocab"] if plan else None)
-    dataset, info = data["dataset"], data["info"]
-    representation = cfg["data"].get("representation", "waveform")
-    melspec = MelSpec(**cfg["data"]["mel"]) if representation == "mel" else None
-
-    # ---- model, denoiser, optimizer, EMA
-    net_cfg = dict(cfg["model"])
-    wants_pitch = "pitch" in info.get("conditions", {})
-    if init is None:  # the data decides which conditions the network takes
-        if info.get("num_classes") is not None and net_cfg.get("num_classes", 0) in (0, None, "auto"):
-            net_cfg["num_classes"] = info["num_classes"]
-        if wants_pitch:
-            net_cfg["pitch"] = True
-    net = models.build(net_cfg)
-    lora = dict(t["lora"]) if t["lora"] else None
-    merge_lora_at_end = bool(lora.pop("merge", False)) if lora else False
-    if init is not None:
-        weights, init_weights = finetune.base_weights(init)
-        weights = finetune.extend_label_rows(weights, plan["base_num_classes"], net_cfg.get("num_classes") or 0)
-        _load_weights(net, weights, init["dir"] / f"{init_weights}.safetensors")
-        log.info("initialised from %s (step %d, %s weights)", init["dir"], init["step"], init_weights)
-    if lora:
-        from ..models.lora import apply_lora
-
-        wrapped = apply_lora(net, **lora)
-        if plan and plan["added_labels"]:  # the new label rows train under LoRA too; the base's rows stay frozen
-            lo, hi = plan["base_num_classes"], net_cfg["num_classes"]
-            for name, module in net.named_modules():
-                if name.endswith("label_emb"):
-                    module.requires_grad_(True)
-                    module.weight.register_hook(lambda g, lo=lo, hi=hi: _only_rows(g, lo, hi))
-        log.info("LoRA on %d layers", len(wrapped))
-    # a LoRA run saves only what it trains (adapters, new label rows) and names the base it needs
-    saved_keys = {n for n, p in net.named_parameters() if p.requires_grad} if (lora and init is not None) else None
-    net.to(device)
-    denoiser = objectives.build(net, cfg["objective"]).to(device)
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=t["lr"], betas=tuple(t["betas"]), weight_decay=t["weight_decay"])
-    ema = EMA(net, t["ema_decay"])
-    train_denoiser = denoiser
-    if world > 1:
-        train_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local_rank] if device.startswith("cuda") else None)
-        train_denoiser = objectives.build(train_net, cfg["objective"]).to(device)
-    if t["compile"]:
-        train_denoiser = torch.compile(train_denoiser)
-    noise_gen = torch.Generator(device=device).manual_seed(t["seed"] * 7919 + rank)
-
-    # ---- resume (under the lock): never overwrite a run, clear what an interrupted run left, load the newest
-    step, epoch, batch_in_epoch = 0, 0, 0
-    held = [int(d.name) for d, problem in scan_checkpoints(run_dir) if problem is None or problem[0] == "damaged"]
-    if held and not t["resume"]:
-        raise RunDirExistsError(
-            f"{run_dir}: already holds checkpoints for steps {held} and train.resume=false would overwrite them; "
-            f"train into a new run_dir, or set train.resume=true to continue from step {held[-1]}")
-    if main:
-        clean_run_dir(run_dir)  # logs each removal
-    dist_utils.barrier()
-    if t["resume"] and any(problem is None or problem[0] == "damaged" for _, problem in scan_checkpoints(run_dir)):
-        ck = load_checkpoint(run_dir, map_location="cpu")
-        check_resume(ck, net_cfg, t, run_dir)
-        ts = ck["train_state"]
-        if ck["meta"].get("weights") == "merged":
-            if ts["step"] >= t["steps"]:
-                log.info("%s already trained for %d steps (LoRA merged into its weights)", run_dir, ts["step"])
-                dist_utils.cleanup()
-                return run_dir
-            raise CheckpointError(f"{ck['dir']}: holds LoRA merged into full weights (lora.merge=true), which cannot "
-                                  f"resume as LoRA; fine-tune further with train.init_from={ck['dir']}")
-        _load_weights(net, _complete(net, ck["model"], saved_keys), ck["dir"] / "model.safetensors")
-        _load_weights(ema.model, _complete(ema.model, ck["ema"], saved_keys), ck["dir"] / "ema.safetensors")
-        ema.num_updates = int(ts["ema_updates"])
-        opt.load_state_dict(ts["optimizer"])
-        step = ts["step"]
-        epoch, batch_in_epoch = ts["data_position"]
-        set_rng_state(ts["rng"][rank] if isinstance(ts["rng"], list) else ts["rng"], noise_gen)
-        if main:
-            log.info("resumed %s at step %d", ck["dir"], step)
-    if step >= t["steps"]:
-        if main:
-            log.info("%s already trained for %d steps", run_dir, step)
-        dist_utils.cleanup()
-        return run_dir
-
-    meta = {
-        **header("diffusion"), "model": net_cfg, "objective": cfg["objective"], "schedule": cfg["schedule"],
-        "sampler": cfg["sampler"], "representation": representation, "sample_rate": info["sample_rate"],
-        "channels": info.get("channels", 1), "segment_samples": info["segment_samples"],
-        "conditions": info.get("conditions", {}), "vocab": info.get("vocab"), "vocoder": cfg.get("vocoder"),
-        "pitch_range": info.get("pitch_range"), "lora": t["lora"],
-        "init_from": str(Path(init["dir"]).resolve()) if init is not None else None,
-        "weights": "adapters" if saved_keys is not None else "full",
-    }
-    if plan is not None:  # the fine-tuned model keeps every condition and label of its base
-        meta.update(conditions=plan["conditions"], vocab=plan["vocab"],
-                    pitch_range=_union_range(plan["pitch_range"], info.get("pitch_range")),
-                    init_step=init["step"], init_weights=init_weights,
-                    init_sha256=finetune.file_digest(init["dir"] / f"{init_weights}.safetensors"))
-    order = BatchOrder(len(dataset), t["batch_size"], t["seed"], rank, world)
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_config(run_dir, cfg)
-        trim_metrics(run_dir / "metrics.jsonl", step)
-    writer = _tensorboard(run_dir) if main else None
-    # audio logging: one sampling closure on the EMA network (its weights move in place), vocoder built once
-    log_samples = sample_logger(ema.model, meta, melspec, device, t["sample_steps"]) \
-        if (writer is not None and t["sample_every"]) else None
-
-    workers = min(int(t["num_workers"]), os.cpu_count() or 1)
-    if workers < t["num_workers"] and main:
-        log.info("train.num_workers=%d lowered to %d (the CPU count)", t["num_workers"], workers)
-    stream = batches(dataset, order, epoch, batch_in_epoch, workers, collate)
-    use_bf16 = device.startswith("cuda") and t["precision"] in ("auto", "bf16")
-    bad_steps = 0
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=t["steps"], initial=step, disable=not (main and t["progress"]), desc=f"train {run_dir.name}",
-               dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)  # quiet in log files
-    metrics_file = open(run_dir / "metrics.jsonl", "a") if main else None
-    t0, audio_seconds = time.perf_counter(), 0.0
-    try:
-        while step < t["steps"]:
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, t)
-            opt.zero_grad(set_to_none=True)
-            loss_sum = 0.0
-            for _ in range(t["accumulate"]):
-                epoch, batch_in_epoch, batch = next(stream)
-                batch = to_device(batch, device)
-                x0, cond = split_batch(batch, representation, melspec)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                    loss = train_denoiser.loss(x0, generator=noise_gen, **cond) / t["accumulate"]
-                loss.backward()
-                loss_sum += float(loss.detach())
-                # seconds of audio in the batch (precomputed mels: frames x hop)
-                audio_seconds += x0.shape[0] * (x0.shape[-1] * melspec.hop_length if representation == "mel"
-                                                else x0.shape[-1]) / info["sample_rate"]
-            batch_in_epoch += 1  # position of the *next* batch
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, t["grad_clip"] if t["grad_clip"] else float("inf"))
-            loss_val = float(dist_utils.all_reduce_mean(torch.tensor(loss_sum, device=device)))
-            if not (math.isfinite(loss_val) and math.isfinite(float(grad_norm))):
-                bad_steps += 1
-                opt.zero_grad(set_to_none=True)
-                log.warning("step %d: non-finite loss %.4g / grad norm %.4g; skipped (%d in a row)",
-                            step, loss_val, float(grad_norm), bad_steps)
-                if bad_steps >= t["max_bad_steps"]:
-                    raise TrainingError(
-                        f"{bad_steps} non-finite steps in a row at step {step}: training diverged. Lower train.lr "
-                        f"(now {t['lr']}), keep train.grad_clip on, check the data for NaN/inf; the last good "
-                        f"checkpoint is in {run_dir / 'checkpoints'}")
-                continue
-            bad_steps = 0
-            opt.step()
-            ema.update(net)
-            step += 1
-            bar.update(1)
-            if main:
-                metrics_file.write(json.dumps({"step": step, "loss": loss_val, "lr": opt.param_groups[0]["lr"],
-                                               "grad_norm": float(grad_norm)}) + "\n")
-                if step % t["log_every"] == 0 or step == t["steps"]:
-                    metrics_file.flush()
-                    rate = audio_seconds / max(1e-9, time.perf_counter() - t0)
-                    bar.set_postfix(loss=f"{loss_val:.4f}", audio_s_per_s=f"{rate:.1f}")
-                    if writer:
-                        writer.add_scalar("train/loss", loss_val, step)
-                        writer.add_scalar("train/lr", opt.param_groups[0]["lr"], step)
-                        writer.add_scalar("train/grad_norm", float(grad_norm), step)
-                        writer.add_scalar("train/audio_seconds_per_second", rate, step)
-                if log_samples is not None and step % t["sample_every"] == 0:
-                    log_samples(writer, step)
-            out_of_time = bool(t["max_seconds"]) and time.perf_counter() - t0 > t["max_seconds"]
-            if t["max_seconds"] and world > 1:  # collective on every rank, so all stop at the same step
-                out_of_time = bool(dist_utils.all_reduce_mean(torch.tensor(float(out_of_time), device=device)) > 0)
-            if step % t["ckpt_every"] == 0 or step == t["steps"] or out_of_time:
-                rngs = _gather_rng(rng_state(noise_gen), world)
-                if main:
-                    metrics_file.flush()  # rows up to a checkpoint survive a kill -9
-                    os.fsync(metrics_file.fileno())
-                    model_state, ema_state, ck_meta = _saved_state(net, ema.model, saved_keys, meta,
-                                                                   merge_lora_at_end and step == t["steps"])
-                    save_checkpoint(
-                        run_dir, step, model_state, ema_state,
-                        {"optimizer": opt.state_dict(), "step": step, "data_position": [epoch, batch_in_epoch],
-                         "ema_updates": ema.num_updates, "rng": rngs},
-                        mel=melspec, meta=ck_meta, keep=t["keep_checkpoints"])
-                dist_utils.barrier()
-            if out_of_time:
-                if main:
-                    log.info("train.max_seconds=%s reached: stopped at step %d of %d (re-run to continue)",
-                             t["max_seconds"], step, t["steps"])
-                break
-    finally:
-        bar.close()
-        if metrics_file:
-            metrics_file.close()
-        if writer:
-            writer.close()
-    dist_utils.cleanup()
-    return run_dir
+    with Runtime(cfg["run_dir"], runtime_settings(cfg["train"]), kind="diffusion", distributed=True,
+                 config=cfg) as rt:
+        # `batches` is looked up at call time: benchmarks/time_to_quality.py's LoopClock times the loop by wrapping
+        # `training.loop.batches` (its first batch request starts the clock)
+        rt.fit(DiffusionTask(cfg, rt), stream=lambda *a: batches(*a))
+    return Path(cfg["run_dir"])
 
 
 def _only_rows(grad: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
@@ -706,63 +523,6 @@ def _load_weights(module: nn.Module, state: dict, path: Path) -> None:
                               f"{unexpected[:3]}, shapes {shapes[:3]}); resume with the run's model settings or "
                               "train into a new run_dir")
     module.load_state_dict(state)
-
-
-def trim_metrics(path: Path, step: int) -> int:
-    """Drop the rows of `metrics.jsonl` after `step` (trained again on resume) and any cut-off line; returns how many.
-
-    The file is rewritten atomically (temp file, fsync, rename), so it never holds a step twice.
-    """
-    if not path.exists():
-        return 0
-    keep, dropped = [], 0
-    with open(path) as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-                ok = line.endswith("\n") and isinstance(row, dict) and int(row["step"]) <= step
-            except (ValueError, KeyError, TypeError):
-                ok = False
-            if ok:
-                keep.append(line)
-            else:
-                dropped += 1
-    if dropped:
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w") as f:
-            f.writelines(keep)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        log.info("%s: dropped %d row(s) after step %d (they are trained again from the checkpoint)", path, dropped,
-                 step)
-    return dropped
-
-
-def _gather_rng(state: dict, world: int):
-    if world == 1:
-        return state
-    import torch.distributed as dist
-
-    out = [None] * world
-    dist.all_gather_object(out, state)
-    return out
-
-
-def _write_config(run_dir: Path, cfg: dict) -> None:
-    import yaml
-
-    with open(run_dir / "config.yaml", "w") as f:
-        yaml.safe_dump(cfg, f, sort_keys=False)
-
-
-def _tensorboard(run_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception as e:  # pragma: no cover
-        log.warning("TensorBoard unavailable (%s); logging to metrics.jsonl only", e)
-        return None
-    return SummaryWriter(str(run_dir / "tensorboard"))
 
 
 def sample_logger(net: nn.Module, meta: dict, melspec, device, steps: int, n: int = 2):

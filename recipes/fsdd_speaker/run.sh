@@ -26,9 +26,9 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   # The speakers were recorded at levels up to ~18 dB apart (yweweler at -38 dBFS, the model's data at -20): with
   # the default +-6 dB gain augmentation the speaker judge learns the level, not the voice (real yweweler clips
   # normalised to -20 dBFS: 1% attributed to him). +-24 dB makes the level useless to it.
-  [ -d "$RUN/judge_label" ] || $AD evaluate train-judge data="$M/judge.jsonl" label=label sample_rate=auto \
+  [ -f "$RUN/judge_label/judge.json" ] || $AD evaluate train-judge data="$M/judge.jsonl" label=label sample_rate=auto \
       out="$RUN/judge_label"
-  [ -d "$RUN/judge_speaker" ] || $AD evaluate train-judge data="$M/judge.jsonl" label=speaker sample_rate=auto \
+  [ -f "$RUN/judge_speaker/judge.json" ] || $AD evaluate train-judge data="$M/judge.jsonl" label=speaker sample_rate=auto \
       gain_db=24 out="$RUN/judge_speaker"
 fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then

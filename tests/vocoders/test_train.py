@@ -38,7 +38,7 @@ def test_gan_training_checkpoints_resumes_and_fine_tunes(shared_data, tmp_path):
     ts = ck["train_state"]
     assert {"opt_g", "opt_d", "disc", "sched_g", "rng"} <= set(ts)
     assert ts["opt_g"]["state"][0]["step"].item() == 2  # two generator updates
-    assert (run / "config.yaml").is_file() and any((run / "tb").iterdir())
+    assert (run / "config.yaml").is_file() and any((run / "tensorboard").iterdir())
     exported = vocoders.load_vocoder(run / "vocoder")
     from_run = vocoders.load_vocoder(run)
     mel = exported.mel(torch.randn(1, 1000) * 0.1)
