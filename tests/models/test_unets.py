@@ -227,10 +227,38 @@ def _count_meta(name):
 
 @pytest.mark.parametrize("name, low, high", [
     ("unet1d_small", 1e6, 5e6), ("unet1d_base", 30e6, 120e6), ("unet1d_large", 150e6, 250e6),
-    ("unet2d_small", 1e6, 5e6), ("unet2d_base", 80e6, 150e6), ("unet2d_large", 150e6, 250e6)])
+    ("unet2d_small", 1e6, 5e6), ("unet2d_base", 80e6, 150e6), ("unet2d_large", 150e6, 250e6),
+    ("unet1d_mel_small", 4e6, 6e6)])
 def test_preset_parameter_counts(name, low, high):
     n = _count_meta(name)
     assert low < n < high, f"{name}: {n / 1e6:.1f} M parameters outside ({low / 1e6:.0f}, {high / 1e6:.0f}) M"
+
+
+# ------------------------------------------------------------------------------- mel bands as channels
+def test_mel_bands_is_the_1d_net_on_bands_as_channels():
+    """UNet1D(mel_bands=M) on (B, 1, M, T) is exactly UNet1D(in_channels=M) on the (B, M, T) view, same weights."""
+    torch.manual_seed(0)
+    mel_net = randomize(UNet1D(**{k: v for k, v in TINY1D.items() if k != "name"}, mel_bands=6, num_classes=3))
+    flat = UNet1D(**{k: v for k, v in TINY1D.items() if k != "name"}, in_channels=6, num_classes=3).eval()
+    flat.load_state_dict(mel_net.state_dict())
+    x, c, lab = torch.randn(2, 1, 6, 13), torch.randn(2), torch.tensor([0, 2])
+    y = mel_net(x, c, labels=lab)
+    assert y.shape == x.shape
+    torch.testing.assert_close(y, flat(x.reshape(2, 6, 13), c, labels=lab).reshape(2, 1, 6, 13), rtol=0, atol=0)
+    assert y.abs().max() > 0
+    rebuilt = build(mel_net.config)
+    assert rebuilt.config == mel_net.config and rebuilt.config["mel_bands"] == 6
+    assert "mel_bands" not in UNet1D(**{k: v for k, v in TINY1D.items() if k != "name"}).config  # waveform configs unchanged
+
+
+def test_mel_bands_checks_its_input():
+    net = UNet1D(**{k: v for k, v in TINY1D.items() if k != "name"}, mel_bands=6)
+    with pytest.raises(ValueError, match=r"n_mels=6.*model.mel_bands"):
+        net(torch.randn(2, 1, 8, 13), torch.zeros(2))
+    with pytest.raises(ValueError, match="n_mels=6"):
+        net(torch.randn(2, 1, 13), torch.zeros(2))
+    with pytest.raises(ValueError, match="mel_bands must be"):
+        UNet1D(mel_bands=-1)
 
 
 def test_parameter_count_closed_form():
