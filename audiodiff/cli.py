@@ -19,10 +19,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
+# The config tree (compose, config_dir, ...) lives in audiodiff/config.py, the base layer, so that
+# vocoders/train.py composes through it too; the names stay importable from here.
+from .config import (  # noqa: F401
+    _check_overrides, _declared_missing, _hydra_compose, _override_key, _unknown_override, compose, config_dir,
+    config_groups)
 from .errors import AudiodiffError, UsageError
 
 COMMANDS = ("train", "finetune", "generate", "prepare", "evaluate", "config", "serve")
@@ -31,159 +35,16 @@ DEBUG_FLAG = "--debug"
 REQUIRED = object()  # the default of a key that must be given
 
 
-def config_dir() -> Path:
-    """The Hydra config folder: $AUDIODIFF_CONFIGS or the repository's `configs/`."""
-    env = os.environ.get("AUDIODIFF_CONFIGS")
-    d = Path(env) if env else Path(__file__).resolve().parents[1] / "configs"
-    if not (d / "train.yaml").exists():
-        raise UsageError(f"config folder {d} has no train.yaml; set AUDIODIFF_CONFIGS to your configs/ folder")
-    return d
-
-
 def _one_line(msg: str) -> str:
     """A message on one line: its non-empty lines joined with spaces."""
     return " ".join(line.strip() for line in str(msg).splitlines() if line.strip())
 
 
 # ---------------------------------------------------------------------- training configs (Hydra)
-def _hydra_compose(overrides: list[str], return_hydra_config: bool = False):
-    from hydra import compose as hydra_compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-        return hydra_compose(config_name="train", overrides=list(overrides), return_hydra_config=return_hydra_config)
-
-
-def _override_key(arg: str) -> str:
-    """`+train.x=1` -> `train.x`."""
-    return arg.split("=", 1)[0].lstrip("+~").strip()
-
-
-def _check_overrides(overrides: list[str]) -> None:
-    """Each override parses on its own (so an error names the argument at fault)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    parser = OverridesParser.create()
-    for a in overrides:
-        try:
-            parser.parse_override(a)
-        except HydraException as e:  # parse_override raises the base class, parse_overrides a subclass
-            first = _one_line(str(e).split("See https://")[0])
-            raise UsageError(f"cannot parse the setting {a!r} ({first}); write key=value, and quote a list or "
-                             "dict value for the shell as a whole argument, e.g. 'train.lora={rank:8,alpha:16}' "
-                             "or model.channels=[32,64,64]") from None
-
-
-def config_groups() -> dict[str, list[str]]:
-    """The config groups under configs/ and their options (`{"model": ["unet1d_base", ...], ...}`)."""
-    d = config_dir()
-    return {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in sorted(d.iterdir())
-            if g.is_dir() and any(g.glob("*.yaml"))}
-
-
-def _unknown_override(key: str, others: list[str]) -> str:
-    """Explain an override Hydra could not apply: name the section and list its keys."""
-    from omegaconf import DictConfig
-
-    try:
-        base = _hydra_compose(others)
-    except Exception:
-        return f"unknown setting {key!r} (allowed: the keys `audiodiff config` prints)"
-    parts = key.split(".")
-    node, depth = base, 0
-    while depth < len(parts) - 1 and parts[depth] in node and isinstance(node[parts[depth]], DictConfig):
-        node, depth = node[parts[depth]], depth + 1
-    here = ".".join(parts[:depth + 1])
-    if depth < len(parts) - 1 and parts[depth] in node:  # a value (or null) where a section was expected
-        rest = ".".join(parts[depth + 1:])
-        if node[parts[depth]] is None:
-            return f"cannot set {key!r}: {here} is null in this config; set it as a whole, e.g. '{here}={{{rest}:...}}'"
-        return f"cannot set {key!r}: {here} is a value, not a section"
-    section = ".".join(parts[:depth]) or "the top level"
-    return (f"unknown setting {key!r}: {section} has no key {parts[depth]!r}; allowed: "
-            f"{', '.join(str(k) for k in node.keys())}")
-
-
-def _declared_missing(overrides: list[str]) -> list[str]:
-    """Dotted keys the chosen experiment file marks `???` (required).
-
-    OmegaConf's merge keeps an earlier value when the later one is `???`, so `init_from: ???` in an experiment
-    would silently stay `null` from `train/default.yaml`; `compose` puts the requirement back.
-    """
-    from omegaconf import DictConfig, OmegaConf
-
-    exp = None
-    for a in overrides:
-        if _override_key(a) == "experiment" and "=" in a and not a.startswith("~"):
-            exp = a.split("=", 1)[1].strip()
-    if not exp or exp == "null":
-        return []
-    path = config_dir() / "experiment" / f"{exp}.yaml"
-    if not path.is_file() or "@package _global_" not in path.read_text().split("\n", 1)[0]:
-        return []
-    raw = OmegaConf.load(path)
-
-    def walk(node, prefix):
-        for k in node.keys():
-            if prefix == "" and k == "defaults":
-                continue
-            key = f"{prefix}{k}"
-            if OmegaConf.is_missing(node, k):
-                yield key
-            elif isinstance(node[k], DictConfig):
-                yield from walk(node[k], key + ".")
-
-    return list(walk(raw, ""))
-
-
-def compose(overrides: list[str]):
-    """Compose `configs/train.yaml` with Hydra overrides (`experiment=tones`, `train.steps=10`, ...).
-
-    Raises UsageError (one line) for an override that does not parse, an unknown key or a missing config option.
-    A value the experiment marks `???` stays missing unless an override sets it.
-    """
-    from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
-    from omegaconf import OmegaConf, open_dict
-
-    overrides = list(overrides)
-    _check_overrides(overrides)
-    try:
-        cfg = _hydra_compose(overrides)
-    except MissingConfigException as e:
-        m = re.search(r"Could not find '([^']+)'", str(e))
-        what = m.group(1) if m else None
-        if what and "/" in what and e.options:
-            group, opt = what.rsplit("/", 1)
-            raise UsageError(f"{group}={opt}: there is no configs/{what}.yaml; allowed {group} values: "
-                             f"{', '.join(e.options)}") from None
-        raise UsageError(_one_line(str(e).split("Config search path")[0])) from None
-    except ConfigCompositionException as e:
-        m = re.match(r"Could not override '([^']+)'", str(e))
-        if m and "No match in the defaults list" in str(e):
-            key = m.group(1)
-            opts = config_groups().get(key, [])
-            raise UsageError(f"{key} is a config group that this config does not choose; add one with +{key}=<option> "
-                             f"(options: {', '.join(opts)}) or set values with {key}.<key>=...") from None
-        if m:
-            key = m.group(1)
-            others = [a for a in overrides if _override_key(a) != key]
-            raise UsageError(_unknown_override(key, others)) from None
-        raise UsageError(_one_line(e)) from None
-    except HydraException as e:
-        raise UsageError(_one_line(e)) from None
-    given = [_override_key(a) for a in overrides]
-    for key in _declared_missing(overrides):
-        if not any(key == g or key.startswith(g + ".") for g in given):
-            with open_dict(cfg):
-                OmegaConf.update(cfg, key, "???", merge=False)
-    return cfg
-
-
 MISSING_HINTS = {
     "data.manifest": "data.manifest=<manifest.jsonl> (make one with `audiodiff prepare source=<folder>`)",
     "train.init_from": "train.init_from=<run directory to start from, e.g. runs/tones>",
+    "mel": "+mel@mel=<a mel contract of configs/mel/, e.g. ljspeech>",
 }
 
 
@@ -200,23 +61,6 @@ def _require(cfg, finetune: bool = False) -> None:
         raise UsageError(f"{what} setting{'s' if len(missing) > 1 else ''} {', '.join(missing)}; give {hints}")
 
 
-def _vocoder_experiment(args: list[str]):
-    """A `task: vocoder` experiment is a complete config of its own (not composed onto the diffusion defaults)."""
-    from omegaconf import OmegaConf
-
-    exp = next((a.split("=", 1)[1] for a in reversed(args) if a.startswith("experiment=")), None)
-    if exp is None:
-        return None
-    path = config_dir() / "experiment" / f"{exp}.yaml"
-    if not path.exists():
-        return None
-    if OmegaConf.load(path).get("task") != "vocoder":
-        return None
-    from .vocoders.train import load_config
-
-    return load_config(path, [a for a in args if not a.startswith("experiment=")])
-
-
 def _train_args(cmd: str, args: list[str]) -> list[str]:
     """finetune defaults to `experiment=custom`."""
     if cmd == "finetune" and not any(_override_key(a) == "experiment" for a in args):
@@ -225,15 +69,15 @@ def _train_args(cmd: str, args: list[str]) -> list[str]:
 
 
 def training_config(cmd: str, args: list[str]):
-    """`(config, is_vocoder)` of `audiodiff train|finetune|config args...`, checked but not run."""
-    args = _train_args(cmd, args)
-    voc = _vocoder_experiment(args)
-    if voc is not None:
-        return voc, True
-    cfg = compose(args)
+    """`(config, is_vocoder)` of `audiodiff train|finetune|config args...`, composed and checked but not run.
+
+    Every experiment composes the same way; a config whose `task` is `vocoder` (a vocoder experiment, or
+    `task=vocoder`) is trained by `vocoders.train.train_vocoder`, any other by `training.loop.train`.
+    """
+    cfg = compose(_train_args(cmd, args))
     if cmd != "config":
         _require(cfg, finetune=cmd == "finetune")
-    return cfg, False
+    return cfg, cfg.get("task") == "vocoder"
 
 
 def cmd_train(args: list[str], cmd: str = "train") -> None:
@@ -268,13 +112,16 @@ def cmd_config(args: list[str]) -> None:
 
 # ---------------------------------------------------------------------- key=value commands
 # key -> (kind, default, meaning). kind: "path" (kept as typed), "bool" (true|false), "number", "str",
-# "list" (of strings), or "value" (parsed like YAML and passed on as is: the library checks it).
+# "list" (of strings), "mapping" (`{k:v,...}` in the grammar of train's overrides, e.g. 'train.lora={rank:8}'; the
+# library checks its keys), or "value" (parsed like YAML and passed on as is: the library checks it).
 GENERATE_KEYS: dict[str, tuple[str, object, str]] = {
     "run": ("path", REQUIRED, "run directory (newest checkpoint) or runs/<name>/checkpoints/<step>"),
     "n": ("value", 1, "number of clips (an integer >= 1)"),
     "seconds": ("value", None, "length of each clip in seconds (default: the training segment length)"),
     "steps": ("value", None, "sampler steps, an integer >= 1 (default: the run's sampler config)"),
     "sampler": ("value", None, "ddpm, ddim, euler, heun, dpmpp_2m, dpmpp_2m_sde, ... (default: the run's)"),
+    "sampler_options": ("mapping", None, "the sampler's settings, e.g. '{eta:0.5}' (default: the run's "
+                                         "sampler.options, when the sampler is the run's)"),
     "labels": ("value", None, "one condition per clip, or one for all: MIDI pitches or class values, e.g. [60,64]"),
     "pitch": ("value", None, "MIDI pitches, for a model conditioned on both a class (labels) and a pitch"),
     "guidance": ("value", None, "classifier-free guidance scale (unset or 1: plain conditional sampling)"),
@@ -334,6 +181,9 @@ def parse_keys(args: list[str], keys: dict[str, tuple[str, object, str]], defaul
                 raise UsageError(f"{k}= is empty; give {k}=<{keys[k][2].split(',')[0]}>")
             out[k] = text
             continue
+        if kind == "mapping":  # Hydra's grammar, as for train: {eta:0.5} (YAML would read a key 'eta:0.5')
+            out[k] = _mapping(k, text)
+            continue
         try:
             value = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={text}"]))["v"]
         except Exception as e:
@@ -359,6 +209,21 @@ def parse_keys(args: list[str], keys: dict[str, tuple[str, object, str]], defaul
     return out
 
 
+def _mapping(key: str, text: str) -> dict | None:
+    """`{eta:0.5,s_noise:1}` (or null) parsed as a `train` override value is; anything else is a UsageError."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        value = OverridesParser.create().parse_override(f"v={text}").value()
+    except HydraException:
+        value = text
+    if value is not None and not isinstance(value, dict):
+        raise UsageError(f"{key}={text!r} is not allowed; allowed: a mapping such as '{{eta:0.5}}' (quoted for the "
+                         "shell), or null")
+    return None if value is None else dict(value)
+
+
 def _folder_in_use(folder: Path) -> bool:
     return folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
 
@@ -375,7 +240,7 @@ def cmd_generate(args: list[str]) -> None:
                                     step=kv["step"])
     out = pipe.generate(n=kv["n"], seconds=kv["seconds"], steps=kv["steps"], sampler=kv["sampler"],
                         labels=kv["labels"], guidance=kv["guidance"], seed=kv["seed"], batch_size=kv["batch_size"],
-                        pitch=kv["pitch"])
+                        pitch=kv["pitch"], sampler_options=kv["sampler_options"])
     paths = out.save(folder, plot=kv["plot"], overwrite=kv["overwrite"])
     print(f"wrote {len(paths)} files to {folder} ({out.sample_rate} Hz)")
 
@@ -445,23 +310,20 @@ def help_training(cmd: str, args: list[str]) -> str:
     lines = [f"usage: audiodiff {cmd} [experiment=<name>] [group=<option> ...] [key=value ...] [--help] [--debug]",
              "", what, f"Example: {EXAMPLES[cmd]}", ""]
     full = _train_args(cmd, args)
-    voc = _vocoder_experiment(full)
-    if voc is not None:
-        cfg = voc
-        lines += ["This experiment is a complete vocoder config (task: vocoder); config groups do not apply.", ""]
-    else:
-        cfg = compose(full)  # a bad setting is the usual one-line error
-        choices = _hydra_compose(full, return_hydra_config=True).hydra.runtime.choices
-        groups = config_groups()
-        width = max(len(g) for g in groups) + 2
-        lines += ["Config groups (choose one option with group=option; now: the option in use):"]
-        for g, opts in groups.items():
-            if g in choices:
-                lines.append(f"  {(g + '=').ljust(width)}  now: {choices[g] or 'none'};  options: {', '.join(opts)}")
-            else:  # a group the defaults list does not name (e.g. vocoder): appended with +group=option
-                lines.append(f"  {('+' + g + '=').ljust(width)}  not chosen (add one with +{g}=...);  "
-                             f"options: {', '.join(opts)}")
-        lines += [""]
+    cfg = compose(full)  # a bad setting is the usual one-line error
+    choices = _hydra_compose(full, return_hydra_config=True).hydra.runtime.choices
+    groups = config_groups()
+    # a group placed at another package is chosen as `group@package` (mel@data.mel: the mel contract of the data)
+    named = {g: [c for c in choices if c == g or c.startswith(g + "@")] for g in groups}
+    width = max(len(c) for g in groups for c in (named[g] or [g])) + 2
+    lines += ["Config groups (choose one option with group=option; now: the option in use):"]
+    for g, opts in groups.items():
+        for c in named[g]:
+            lines.append(f"  {(c + '=').ljust(width)}  now: {choices[c] or 'none'};  options: {', '.join(opts)}")
+        if not named[g]:  # a group the defaults list does not name (e.g. vocoder): appended with +group=option
+            lines.append(f"  {('+' + g + '=').ljust(width)}  not chosen (add one with +{g}=...);  "
+                         f"options: {', '.join(opts)}")
+    lines += [""]
     try:
         data = OmegaConf.to_container(cfg, resolve=True)
     except Exception:  # e.g. an ${oc.env:...} that is not set here: show the expression

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import torch
 
-GLOBAL_CONDITIONS = ("labels", "pitch", "vector")
-
 
 class CFG(torch.nn.Module):
     """Classifier-free guidance (Ho & Salimans 2022) on the x0 estimate, both branches in one batched call.

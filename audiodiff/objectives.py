@@ -177,9 +177,4 @@ def build(net: nn.Module, cfg: dict | None = None) -> Denoiser:
     return Denoiser(net, **cfg)
 
 
-def sigma_to_log_snr(sigma: torch.Tensor) -> torch.Tensor:
-    """log SNR of the VE noise level: -2 log sigma."""
-    return -2 * torch.log(sigma)
-
-
-__all__ = ["Denoiser", "build", "PARAMETERIZATIONS", "NOISE_DISTRIBUTIONS", "sigma_to_log_snr"]
+__all__ = ["Denoiser", "build", "PARAMETERIZATIONS", "NOISE_DISTRIBUTIONS"]

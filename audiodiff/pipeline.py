@@ -31,6 +31,7 @@ import torch
 from . import guidance as guidance_mod
 from . import objectives, samplers, schedules
 from .audio import AudioError, load as load_audio, resample, save as save_audio
+from .conditions import ConditionError, ConditionSpec
 from .mel import MelSpec
 from .errors import AudiodiffError, UsageError
 
@@ -72,62 +73,6 @@ def _seed_ok(s) -> bool:
 
 _SEED_ALLOWED = ("an integer in [0, 2**63-1] (item k uses seed + k), a list of such integers (one per item), "
                  "or None (random)")
-
-
-def _kind(v) -> str:
-    """Type category of a label value for messages: integers, strings, floats or <type>s."""
-    if isinstance(v, bool):
-        return "booleans"
-    if isinstance(v, numbers.Integral):
-        return "integers"
-    if isinstance(v, str):
-        return "strings"
-    if isinstance(v, numbers.Real):
-        return "floats"
-    return f"{type(v).__name__}s"
-
-
-def _label_key(v):
-    """`(category, value)` under which a label matches a vocabulary entry: ints match ints, strings strings."""
-    if isinstance(v, bool):
-        return ("bool", v)
-    if isinstance(v, numbers.Integral):
-        return ("int", int(v))
-    if isinstance(v, str):
-        return ("str", v)
-    return (type(v).__name__, v)
-
-
-def _show_vocab(vocab: list) -> str:
-    ints = [v for v in vocab if _label_key(v)[0] == "int"]
-    if len(ints) == len(vocab) and len(ints) > 3 and ints == list(range(ints[0], ints[0] + len(ints))):
-        return f"[{ints[0]}..{ints[-1]}]"
-    return str(vocab if len(vocab) <= 50 else vocab[:50] + ["..."])
-
-
-def _label_mismatch(bad: list, vocab: list) -> str:
-    """The message for labels not in `vocab`; says so when only the type differs ('3' for the integer 3)."""
-    keys = {_label_key(v) for v in vocab}
-    fixes = []
-    for v in bad:
-        fix = None
-        if isinstance(v, str) and v.strip().lstrip("+-").isdigit() and ("int", int(v)) in keys:
-            fix = int(v)
-        elif isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and float(v) == int(v):
-            if ("int", int(v)) in keys:
-                fix = int(v)
-            elif ("str", str(int(v))) in keys:
-                fix = str(int(v))
-        fixes.append(fix)
-    if bad and all(f is not None for f in fixes):
-        kinds = {_kind(v) for v in bad}
-        vkinds = {_kind(f) for f in fixes}
-        what = kinds.pop() if len(kinds) == 1 else "of another type"
-        held = vkinds.pop() if len(vkinds) == 1 else "other types"
-        shown = fixes[0] if len(fixes) == 1 else fixes
-        return (f"labels {bad!r} are {what} but the vocabulary holds {held} {_show_vocab(vocab)}: "
-                f"pass {shown!r}")
-    return f"labels {bad!r} are not in the model's vocabulary; allowed: {vocab}"
 
 
 @dataclass
@@ -253,7 +198,8 @@ class Generated:
         titles = []
         for i in indices:
             asked = self.items[i] if i < len(self.items) else {}
-            shown = {k: v for k, v in asked.items() if k not in ("run", "checkpoint_step") and v is not None}
+            shown = {k: v for k, v in asked.items() if k not in ("run", "checkpoint_step") and v is not None
+                     and v != {}}  # no sampler_options={} in every title
             titles.append(", ".join(f"{k}={v}" for k, v in shown.items()) or f"item {i}")
         return spectrogram_figure([self.audio[i] for i in indices], self.sample_rate, titles)
 
@@ -293,9 +239,9 @@ class Pipeline:
             if check is None:
                 raise PipelineError(f"vocoder {type(self.vocoder).__name__} has no MelSpec (.mel)")
             mel.check_compatible(check, "the mel model's and the vocoder's mel contracts")
-        conds = meta.get("conditions") or {}
-        self.condition = next((k for k in ("pitch", "labels") if k in conds), None)
-        self.vocab = meta.get("vocab")
+        self.condition_spec = ConditionSpec.from_meta(meta)  # the run's condition contract
+        self.condition = next((k for k in ("pitch", "labels") if k in self.condition_spec.fields), None)
+        self.vocab = None if self.condition_spec.vocab is None else list(self.condition_spec.vocab)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -399,59 +345,20 @@ class Pipeline:
             return (n, 1, self.mel.n_mels, length)
         return (n, int(self.meta.get("channels", 1)), length)
 
-    def allowed_labels(self):
-        conds = self.meta.get("conditions") or {}
-        allowed = []
-        if "labels" in conds:
-            allowed.append(f"labels in {list(self.vocab or [])}")
-        if "pitch" in conds:
-            lo, hi = self.meta.get("pitch_range") or (0, 127)
-            allowed.append(f"MIDI pitches {lo}..{hi}")
-        return "; ".join(allowed) or "none (this model is unconditional)"
+    def allowed_labels(self) -> str:
+        """The conditions a request may give, in words."""
+        return self.condition_spec.allowed()
 
     def _cond(self, labels, n: int, pitch=None) -> tuple[dict, list[dict]]:
-        """Network conditions and the per-item record of what was asked.
+        """Network conditions and the per-item record of what was asked (:meth:`ConditionSpec.request`).
 
         A pitch-only model takes its pitches as `labels` (the short form); a model conditioned on both a class
         and a pitch takes class values as `labels` and MIDI pitches as `pitch`.
         """
-        conds = self.meta.get("conditions") or {}
-        if "pitch" in conds and "labels" not in conds and pitch is None:
-            labels, pitch = None, labels
-        cond, items = {}, [{} for _ in range(n)]
-        if labels is not None:
-            if "labels" not in conds:
-                raise PipelineError(f"labels={labels} given but this model takes no class labels; "
-                                    f"allowed: {self.allowed_labels()}")
-            labels = self._per_item(labels, n, "labels")
-            vocab = list(self.vocab or [])
-            ids = {_label_key(v): i for i, v in enumerate(vocab)}
-            bad = [v for v in labels if _label_key(v) not in ids]
-            if bad:
-                raise PipelineError(_label_mismatch(bad, vocab))
-            cond["labels"] = torch.tensor([ids[_label_key(v)] for v in labels], device=self.device)
-            for it, v in zip(items, labels):
-                it[conds["labels"]] = v
-        if pitch is not None:
-            if "pitch" not in conds:
-                raise PipelineError(f"pitch={pitch} given but this model takes no pitch; allowed: {self.allowed_labels()}")
-            pitch = self._per_item(pitch, n, "labels" if "labels" not in conds else "pitches")
-            lo, hi = self.meta.get("pitch_range") or (0, 127)
-            bad = [p for p in pitch if isinstance(p, bool) or not isinstance(p, numbers.Real)
-                   or not math.isfinite(p) or not lo <= p <= hi]
-            if bad:
-                raise PipelineError(f"pitch labels {bad} are outside the model's range; allowed: MIDI pitches {lo}..{hi}")
-            cond["pitch"] = torch.tensor([float(p) for p in pitch], device=self.device)
-            for it, p in zip(items, pitch):
-                it["pitch"] = p
-        return cond, items
-
-    @staticmethod
-    def _per_item(values, n: int, what: str) -> list:
-        values = list(values) if isinstance(values, (list, tuple)) else [values] * n
-        if len(values) != n:
-            raise PipelineError(f"got {len(values)} {what} for n={n}; give one per item or a single one")
-        return values
+        try:
+            return self.condition_spec.request(labels, n, pitch, device=self.device)
+        except ConditionError as e:
+            raise PipelineError(str(e)) from None
 
     @staticmethod
     def _check_seed(seed) -> None:
@@ -502,10 +409,25 @@ class Pipeline:
         self._check_seed(seed)
         return steps, method
 
-    def _provenance(self, steps: int, method: str, guidance) -> dict:
-        """What every item records about how it was made (run, checkpoint step, sampler, steps, guidance)."""
+    def _sampler_options(self, method: str, given=None) -> dict:
+        """The sampler's settings (eta, s_churn, ...): the run's `sampler.options` when `method` is the run's
+        method (they belong to it), updated with `given`; checked before any sampling (PipelineError names them)."""
+        run = self.meta.get("sampler") or {}
+        base = dict(run.get("options") or {}) if method == run.get("method", "dpmpp_2m") else {}
+        if given is not None and not isinstance(given, dict):
+            raise PipelineError(f"sampler_options={given!r} is not allowed; allowed: a mapping of {method} settings "
+                                f"{sorted(samplers.sampler_options(method))}, or None")
+        try:
+            return samplers.check_options(method, {**base, **(given or {})}, where="sampler_options")
+        except samplers.SamplerError as e:
+            raise PipelineError(str(e)) from None
+
+    def _provenance(self, steps: int, method: str, guidance, options: dict | None = None) -> dict:
+        """What every item records about how it was made (run, checkpoint step, sampler and its options, steps,
+        guidance)."""
         return {"run": None if self.run_dir is None else str(self.run_dir), "checkpoint_step": self.step,
-                "sampler": method, "steps": steps, "guidance": None if guidance is None else float(guidance)}
+                "sampler": method, "steps": steps, "guidance": None if guidance is None else float(guidance),
+                "sampler_options": self._sampler_options(method) if options is None else options}
 
     def _sigmas(self, steps: int, method: str):
         sched = dict(self.meta.get("schedule") or {"name": "karras"})
@@ -514,7 +436,8 @@ class Pipeline:
 
     # ------------------------------------------------------------------ core
     @torch.no_grad()
-    def _run(self, shape, seeds, sigmas, method, cond, guidance, progress, wrap=None, x_start=None):
+    def _run(self, shape, seeds, sigmas, method, cond, guidance, progress, wrap=None, x_start=None, options=None):
+        options = self._sampler_options(method) if options is None else options
         gens = [torch.Generator().manual_seed(s) for s in seeds]
         noise = samplers.randn(shape, self.device, torch.float32, gens)
         if guidance is not None and self.condition is None:
@@ -530,7 +453,7 @@ class Pipeline:
         with ctx:
             # x_start: SDEdit starts from the input at sigmas[0] instead of pure noise
             return samplers.sample(den, noise, sigmas, method, generator=gens, progress=progress, x_start=x_start,
-                                   **cond)
+                                   options=options, **cond)
 
     def _to_audio(self, x: torch.Tensor) -> torch.Tensor:
         if self.representation == "mel":
@@ -589,7 +512,7 @@ class Pipeline:
     # ------------------------------------------------------------------ public
     def generate(self, n: int = 1, seconds: float | None = None, steps: int | None = None, sampler: str | None = None,
                  labels=None, guidance: float | None = None, seed=None, batch_size: int | None = None,
-                 progress: bool = True, pitch=None) -> Generated:
+                 progress: bool = True, pitch=None, sampler_options: dict | None = None) -> Generated:
         """Generate `n` clips.
 
         Args:
@@ -603,13 +526,17 @@ class Pipeline:
             seed: int in [0, 2**63-1] (item k gets `seed + k`) or a list of ints (one per item); None = random.
             batch_size: generate in chunks of this size (memory), an int >= 1; results do not depend on it.
             pitch: MIDI pitches, for a model conditioned on both a class (`labels`) and a pitch.
+            sampler_options: the method's settings, e.g. `{"eta": 0.5}` (`samplers.sampler_options(method)` lists
+                them); they update the run's `sampler.options` when the method is the run's, else the method's own
+                defaults apply to what is not given.
         Returns:
             Generated with `.audio (n, C, T)` in [-1, 1], `.sample_rate` and `.items` (per clip: run,
-            checkpoint_step, sampler, steps, guidance, seed and the conditions asked for).
+            checkpoint_step, sampler, sampler_options, steps, guidance, seed and the conditions asked for).
         Raises:
             PipelineError: any argument outside its allowed values (named in the one-line message).
         """
         steps, method = self._check(steps, sampler, guidance, seed, n=n, batch_size=batch_size)
+        options = self._sampler_options(method, sampler_options)
         n = int(n)
         length = self._length(seconds)
         seeds = self._seeds(seed, n)
@@ -620,10 +547,11 @@ class Pipeline:
         for a in range(0, n, bs):
             sl = slice(a, min(n, a + bs))
             c = {k: v[sl] for k, v in cond.items()}
-            x = self._run(self._shape(sl.stop - sl.start, length), seeds[sl], sigmas, method, c, guidance, progress)
+            x = self._run(self._shape(sl.stop - sl.start, length), seeds[sl], sigmas, method, c, guidance, progress,
+                          options=options)
             mels.append(x if self.representation == "mel" else None)
             outs.append(self._to_audio(x).cpu())
-        made = self._provenance(steps, method, guidance)
+        made = self._provenance(steps, method, guidance, options)
         items = [{**made, **it, "seed": s} for it, s in zip(items, seeds)]
         mel = torch.cat(mels).cpu() if self.representation == "mel" else None
         return Generated(torch.cat(outs), self.sample_rate, items, mel)

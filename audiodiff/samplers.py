@@ -186,8 +186,6 @@ SAMPLERS: dict[str, Callable] = {
     "dpmpp_2m": dpmpp_2m,
     "dpmpp_2m_sde": dpmpp_2m_sde,
 }
-# Network evaluations per step (heun's last step to 0 is a single evaluation).
-NFE_PER_STEP = {"ddpm": 1, "ddim": 1, "euler": 1, "heun": 2, "dpmpp_2m": 1, "dpmpp_2m_sde": 1}
 
 
 def sample(denoiser: Callable, noise: torch.Tensor, sigmas: torch.Tensor, method: str = "dpmpp_2m",
@@ -236,6 +234,39 @@ def sample(denoiser: Callable, noise: torch.Tensor, sigmas: torch.Tensor, method
 
 
 _BASE_ARGS = {"denoiser", "x", "sigmas", "generator", "callback", "progress", "cond"}
+
+
+def check_options(method: str, options: dict | None, where: str = "options") -> dict:
+    """Check `method`'s settings before any sampling; return them as a plain dict.
+
+    Names must be among :func:`sampler_options` (the one-line error lists them), values numbers; each method's
+    own range checks (ddim's `0 <= eta <= 1`, ...) run on a one-element dry run with an exact denoiser, so a config
+    or request is refused up front rather than at its first sample.
+
+    Args:
+        where: how the caller names the mapping in messages (`sampler.options`, `sampler_options`).
+    """
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise SamplerError(f"{where}={options!r} is not allowed; allowed: a mapping of {method} settings "
+                           f"{sorted(sampler_options(method))}")
+    allowed = sampler_options(method)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise SamplerError(f"{where}: sampler {method!r} takes no option(s) {unknown}; allowed: "
+                           f"{sorted(allowed) if allowed else 'none'}")
+    for k, v in options.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+            raise SamplerError(f"{where}.{k}={v!r} is not allowed; allowed: a number")
+    try:  # the method itself, not `sample`: a check is not a sampling run (callers and tests watch `sample`)
+        with torch.no_grad():
+            SAMPLERS[method](lambda x, sigma: torch.zeros_like(x), torch.zeros(1, dtype=torch.float64),
+                             torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64),
+                             generator=torch.Generator().manual_seed(0), progress=False, **options)
+    except SamplerError as e:
+        raise SamplerError(f"{where}: {e}") from None
+    return dict(options)
 
 
 def sampler_options(method: str) -> dict:

@@ -85,11 +85,11 @@ class _Server:
     def __init__(self, pipe, run: str | None, out: Path, max_clips: int = MAX_CLIPS):
         self.pipe, self.run, self.out, self.max_clips = pipe, run, Path(out), int(max_clips)
         self.lock = threading.Lock()
-        conds = pipe.meta.get("conditions") or {}
-        self.has_labels = "labels" in conds
-        self.has_pitch = "pitch" in conds
-        self.vocab = list(pipe.vocab or []) if self.has_labels else []
-        self.pitch_range = tuple(pipe.meta.get("pitch_range") or (0, 127)) if self.has_pitch else None
+        spec = pipe.condition_spec
+        self.has_labels = "labels" in spec.fields
+        self.has_pitch = "pitch" in spec.fields
+        self.vocab = list(spec.vocab) if self.has_labels else []
+        self.pitch_range = spec.pitches if self.has_pitch else None
         sampler = pipe.meta.get("sampler") or {}
         self.default_sampler = sampler.get("method", "dpmpp_2m")
         self.default_steps = int(sampler.get("steps", 25))
@@ -218,7 +218,7 @@ def build_app(pipe, run: str | None = None, out=None, max_clips: int = MAX_CLIPS
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
                 label = gr.Dropdown(choices=srv.vocab, value=srv.vocab[0] if srv.vocab else None,
-                                    label=f"Label ({(pipe.meta.get('conditions') or {}).get('labels', 'class')})",
+                                    label=f"Label ({pipe.condition_spec.fields.get('labels', 'class')})",
                                     visible=srv.has_labels, allow_custom_value=True, elem_id="label")
                 lo, hi = srv.pitch_range or (0, 127)
                 pitch = gr.Slider(lo, hi, value=round((lo + hi) / 2), step=1, label="Pitch (MIDI)",

@@ -161,13 +161,13 @@ def compose_config(recipe: str, overrides: list[str], out: Path) -> dict:
 
 
 def our_network_config(cfg: dict, info: dict) -> dict:
-    """The network `train()` builds for this data (the data decides the conditions, as in the loop)."""
-    net_cfg = dict(cfg["model"])
-    if info.get("num_classes") is not None and net_cfg.get("num_classes", 0) in (0, None, "auto"):
-        net_cfg["num_classes"] = info["num_classes"]
-    if "pitch" in (info.get("conditions") or {}):
-        net_cfg["pitch"] = True
-    return net_cfg
+    """The network `train()` builds for this data (`models.from_data`: the data decides conditions and bands)."""
+    from audiodiff import models
+    from audiodiff.conditions import ConditionSpec
+    from audiodiff.mel import MelSpec
+
+    mel = MelSpec(**cfg["data"]["mel"]) if cfg["data"].get("representation") == "mel" else None
+    return models.from_data(cfg["model"], ConditionSpec.from_meta(info), mel)
 
 
 # ------------------------------------------------------------------------------------------------ measure
@@ -435,8 +435,8 @@ class LoopClock:
     """Seconds spent inside `audiodiff.train`'s loop: from its first batch request to the return of `train()`.
 
     `train()` starts its own `max_seconds` clock right before the first batch is drawn, after building the
-    dataset, the model and resuming; wrapping the loop's `batches` generator marks that moment without
-    touching the loop.
+    dataset, the model and resuming; wrapping the runtime's `batches` generator (`audiodiff.training.runtime`, which
+    `Runtime.fit` looks up when it starts) marks that moment without touching the loop.
     """
 
     def __init__(self):
@@ -444,20 +444,20 @@ class LoopClock:
 
     @contextlib.contextmanager
     def measure(self):
-        from audiodiff.training import loop
+        from audiodiff.training import runtime
 
-        orig = loop.batches
+        orig = runtime.batches
 
         def timed(*a, **k):  # a generator: its body runs at the loop's first next()
             self.start = time.perf_counter()
             yield from orig(*a, **k)
 
-        loop.batches = timed
+        runtime.batches = timed
         self.start, self.seconds = None, 0.0
         try:
             yield self
         finally:
-            loop.batches = orig
+            runtime.batches = orig
             self.seconds = 0.0 if self.start is None else time.perf_counter() - self.start
 
 

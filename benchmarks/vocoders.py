@@ -83,7 +83,9 @@ class TorchaudioGriffinLim(torch.nn.Module):
 def experiment_cfg(dataset: str) -> dict:
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "experiment" / DATASETS[dataset]), resolve=True)
+    from audiodiff.cli import compose  # vocoder experiments compose through Hydra (mel contract from configs/mel/)
+
+    return OmegaConf.to_container(compose([f"experiment={Path(DATASETS[dataset]).stem}"]), resolve=True)
 
 
 def held_out(data_root: Path, dataset: str, cfg: dict, max_utts: int) -> list[dict]:

@@ -1,5 +1,5 @@
 # Shared stage driver for the manifest recipes. A recipe's run.sh sets:
-#   NAME (experiment), DATA (folder of the recordings), LABELS (generate list), LABEL_FIELD (judge; optional)
+#   NAME (recipe folder and run name), EXPERIMENT (configs/experiment/<name>; default NAME), DATA (folder of the recordings), LABELS (generate list), LABEL_FIELD (judge; optional)
 # and sources this file. Usage: run.sh [--stage N] [--stop-stage M] [key=value training overrides ...]
 source "$(dirname "${BASH_SOURCE[0]}")/args.sh"
 RUN=${RUN:-runs/$NAME}
@@ -11,7 +11,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
 fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   echo "== stage 2: train $RUN"
-  $AD train experiment="$NAME" run_dir="$RUN" data.manifest="$MANIFEST" "${extra[@]}"
+  $AD train experiment="${EXPERIMENT:-$NAME}" run_dir="$RUN" data.manifest="$MANIFEST" "${extra[@]}"
 fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "== stage 3: generate into $OUT"

@@ -31,7 +31,8 @@ def test_experiment_composes_and_builds(name, shared_data, monkeypatch, tmp_path
 
         base = loop.train(tiny_cfg(tmp_path / "base", steps=2))
         args += [f"data.manifest={shared_data}/fsdd/manifest.jsonl", f"train.init_from={base}"]
-    voc = cli._vocoder_experiment(args)
+    composed = cli.compose(args)
+    voc = composed if composed.task == "vocoder" else None  # vocoder experiments compose like every other
     if voc is not None:
         from audiodiff import vocoders
         from audiodiff.mel import MelSpec

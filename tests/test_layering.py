@@ -10,7 +10,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "audiodiff"
 
 # layer -> module prefixes; a module takes the layer of its longest matching prefix
 LAYERS = {
-    0: ("audiodiff.errors", "audiodiff.audio", "audiodiff.mel", "audiodiff.schedules", "audiodiff._check"),
+    0: ("audiodiff.errors", "audiodiff.audio", "audiodiff.mel", "audiodiff.conditions", "audiodiff.jsonfile",
+        "audiodiff.schedules", "audiodiff._check", "audiodiff.config"),
     1: ("audiodiff.models", "audiodiff.vocoders", "audiodiff.objectives", "audiodiff.samplers", "audiodiff.guidance",
         "audiodiff.losses"),
     2: ("audiodiff.runs", "audiodiff.data"),

@@ -20,9 +20,13 @@ Config (``configs/data/*.yaml``)::
 """
 from __future__ import annotations
 
-from .datasets import MelDataset, WaveformDataset, check_entries, collate
+from ..conditions import ConditionSpec
+from .check import check_entries
+from .collate import collate
 from .manifest import read_manifest, split_manifest
+from .mel_dataset import MelDataset
 from .synth import SynthNotes
+from .waveform import WaveformDataset
 
 KINDS = ("synth", "manifest")
 REPRESENTATIONS = ("waveform", "mel")
@@ -34,8 +38,9 @@ __all__ = ["build_dataset", "collate", "KINDS", "REPRESENTATIONS"]
 
 
 def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = "cpu", vocab=None) -> dict:
-    """Dataset for `split` ("train" or "valid") and `info` (sample_rate, segment_samples, channels,
-    conditions, vocab values, num_classes, pitch_range) for the checkpoint's meta.
+    """Dataset for `split` ("train" or "valid") and `info` for the checkpoint's meta: sample_rate, segment_samples,
+    channels, num_classes and the condition contract the data makes (conditions, vocab values, pitch_range: the
+    fields of :meth:`ConditionSpec.to_dict`, so `ConditionSpec.from_meta(info)` reads it back).
 
     `vocab`: label values in id order (a fine-tune passes its base run's); None builds the sorted vocabulary of
     the manifest's labels."""
@@ -72,7 +77,8 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
         if vocab_values is not None and ds.vocab is not None and list(ds.vocab.values) != vocab_values:
             raise ValueError(f"data.kind=synth makes the labels {list(ds.vocab.values)}, not the given vocabulary "
                              f"{vocab_values}; fine-tune on a manifest, or with the base run's synth settings")
-        pitches = ds.pitches
+        spec = ConditionSpec(ds.conditions, None if ds.vocab is None else ds.vocab.values,
+                             (min(ds.pitches), max(ds.pitches)))  # the notes' range, whatever the conditions
     else:
         if not cfg.get("manifest"):
             raise ValueError("data.kind=manifest needs data.manifest (a JSONL manifest; build one with "
@@ -93,27 +99,18 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
         common = dict(conditions=conditions, seed=seed, random_crop=bool(cfg.get("random_crop", True)),
                       loudness_db=cfg.get("loudness_db"), max_failure_fraction=float(frac),
                       source=cfg["manifest"])
-        # the vocabulary covers every label of the manifest, so train and valid share ids
-        vocab = None
-        if "labels" in conditions:
-            from .datasets import Vocabulary
-
-            vocab = (Vocabulary.from_entries(entries, conditions["labels"]) if vocab_values is None
-                     else Vocabulary.ordered(vocab_values, conditions["labels"]))
+        # made from every entry of the manifest, so train and valid share label ids and the pitch range
+        spec = ConditionSpec.from_entries(entries, conditions, vocab=vocab_values)
         if precompute:
-            ds = MelDataset(part, mel, segment_seconds=seconds, vocab=vocab, device=device,
+            ds = MelDataset(part, mel, segment_seconds=seconds, vocab=spec.vocabulary, device=device,
                             cache_dir=cfg.get("cache_dir"), **common)
         else:
-            ds = WaveformDataset(part, sr, segment_seconds=seconds, vocab=vocab, **common)
-        pitches = sorted({int(round(e[conditions["pitch"]])) for e in entries}) if "pitch" in conditions else None
-    vocab = getattr(ds, "vocab", None)
+            ds = WaveformDataset(part, sr, segment_seconds=seconds, vocab=spec.vocabulary, **common)
     info = {
         "sample_rate": sr,
         "segment_samples": int(round(seconds * sr)),
         "channels": 1,
-        "conditions": conditions,
-        "vocab": list(vocab.values) if vocab is not None else None,
-        "num_classes": len(vocab) if vocab is not None else None,
-        "pitch_range": [min(pitches), max(pitches)] if pitches else None,
+        **spec.to_dict(),
+        "num_classes": spec.num_classes or None,
     }
     return {"dataset": ds, "info": info}

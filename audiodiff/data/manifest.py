@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 
 from audiodiff import audio as _audio
 
+from ..conditions import FILE_FIELDS, label_fields_of  # the probed fields, which are never labels
 from ..errors import AudiodiffError
 
 __all__ = [
@@ -39,8 +40,6 @@ AUDIO_EXTENSIONS = (
     ".iff", ".nist", ".sph", ".mat", ".pvf", ".wve", ".sds", ".mpc",
 )
 REQUIRED_FIELDS = ("path", "duration", "sample_rate")
-# Probed fields that are not labels.
-_PROBED = ("path", "duration", "sample_rate", "channels")
 
 
 class ManifestError(AudiodiffError, ValueError):
@@ -177,16 +176,6 @@ def _check_entry(e: dict, where: str) -> None:
         raise ManifestError(f"{where}: 'sample_rate' must be a positive integer, got {sr!r}")
 
 
-def label_fields_of(entries: Sequence[dict]) -> list[str]:
-    """Names of the label fields present in `entries` (everything but path/duration/sample_rate/channels)."""
-    names: dict[str, None] = {}
-    for e in entries:
-        for k in e:
-            if k not in _PROBED:
-                names[k] = None
-    return list(names)
-
-
 # --------------------------------------------------------------------------- probing
 def probe(path, min_duration: float = 0.05, decode: bool = True) -> dict:
     """One file's `{"path", "duration", "sample_rate", "channels"}` from its header, after decoding it in full.
@@ -257,7 +246,7 @@ def _candidates_from_csv(path: Path, path_column: str, label_fields) -> list[tup
 def _candidates_from_jsonl(path: Path, label_fields) -> list[tuple[Path, dict]]:
     out = []
     for e in read_manifest(path):
-        labels = {k: v for k, v in e.items() if k not in _PROBED}
+        labels = {k: v for k, v in e.items() if k not in FILE_FIELDS}
         if label_fields is not None:
             labels = {k: v for k, v in labels.items() if k in label_fields}
         out.append((Path(e["path"]), labels))

@@ -25,7 +25,8 @@ import torch
 from torch.utils.data import Dataset
 
 from audiodiff import audio as _audio
-from audiodiff.data.datasets import Vocabulary, _check_conditions, _split_index
+from audiodiff.conditions import Vocabulary, check_fields, item_conditions
+from audiodiff.data.base import _split_index
 from audiodiff.data.manifest import write_manifest
 
 __all__ = ["TIMBRES", "ENVELOPES", "midi_to_hz", "adsr", "render_note", "SynthNotes", "write_synth_dataset"]
@@ -197,8 +198,7 @@ class SynthNotes(Dataset):
             velocity = (float(velocity), float(velocity))
         if not 0 < velocity[0] <= velocity[1] <= 1:
             raise ValueError(f"velocity range must satisfy 0 < low <= high <= 1; got {velocity}")
-        self.conditions = _check_conditions({"pitch": "pitch", "labels": "timbre"} if conditions is None
-                                            else conditions)
+        self.conditions = check_fields({"pitch": "pitch", "labels": "timbre"} if conditions is None else conditions)
         for key, fld in self.conditions.items():
             if fld not in self.FIELDS:
                 raise ValueError(f"SynthNotes condition {key!r} -> {fld!r}: allowed fields {list(self.FIELDS)}")
@@ -241,10 +241,7 @@ class SynthNotes(Dataset):
         if index < 0:
             index += self.n
         p = self.params(index)
-        item = {"audio": torch.from_numpy(self.render(index))[None]}
-        for key, fld in self.conditions.items():
-            item[key] = self.vocab.encode(p[fld]) if key == "labels" else float(p[fld])
-        return item
+        return {"audio": torch.from_numpy(self.render(index))[None], **item_conditions(self.conditions, self.vocab, p)}
 
 
 def write_synth_dataset(folder, n: int, format: str = "flac", **kwargs) -> Path:

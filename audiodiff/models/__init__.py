@@ -7,12 +7,14 @@ from pathlib import Path
 
 from torch import nn
 
+from ..errors import UsageError
 from .unet1d import UNet1D
 from .unet2d import UNet2D
 
 NETWORKS: dict[str, type[nn.Module]] = {"unet1d": UNet1D, "unet2d": UNet2D}
+AUTO = "auto"  # a model setting the data decides (`num_classes: auto`, `mel_bands: auto`)
 
-__all__ = ["NETWORKS", "UNet1D", "UNet2D", "build", "load_preset", "configs_dir"]
+__all__ = ["NETWORKS", "UNet1D", "UNet2D", "build", "from_data", "load_preset", "configs_dir"]
 
 
 def build(cfg: dict) -> nn.Module:
@@ -31,6 +33,36 @@ def build(cfg: dict) -> nn.Module:
     if unknown:
         raise ValueError(f"unknown argument(s) {unknown} for network {name!r}; allowed: {allowed}")
     return cls(**cfg)
+
+
+def from_data(cfg: dict, conditions=None, mel=None) -> dict:
+    """A network config with what the data decides filled in, ready for :func:`build`.
+
+    From the condition contract (:class:`audiodiff.conditions.ConditionSpec`, `net_kwargs()`): `num_classes` when
+    the config leaves it 0, null or `auto` (an explicit count is kept), and `pitch: true` for a pitch condition.
+    From the mel contract (:class:`audiodiff.mel.MelSpec`): `mel_bands: auto` becomes its `n_mels`.
+
+    Args:
+        cfg: `{"name": ..., **kwargs}` (a preset, `model:` of a training config).
+        conditions: the data's ConditionSpec, or None (nothing to fill; `num_classes: auto` becomes 0).
+        mel: the data's MelSpec for a mel representation; None for waveforms.
+    Raises:
+        UsageError: `mel_bands: auto` without a mel (one line naming model.mel_bands and the allowed values).
+    """
+    cfg = dict(cfg)
+    kw = conditions.net_kwargs() if conditions is not None else {}
+    if "num_classes" in kw and cfg.get("num_classes", 0) in (0, None, AUTO):
+        cfg["num_classes"] = kw["num_classes"]
+    elif cfg.get("num_classes") == AUTO:  # the data has no labels
+        cfg["num_classes"] = 0
+    if kw.get("pitch"):
+        cfg["pitch"] = True
+    if cfg.get("mel_bands") == AUTO:
+        if mel is None:
+            raise UsageError("model.mel_bands=auto takes the data's mel bands, but the data is a waveform; allowed: "
+                             "model.mel_bands=auto or an integer with data.representation=mel, 0 for a waveform")
+        cfg["mel_bands"] = int(mel.n_mels)
+    return cfg
 
 
 def configs_dir() -> Path:

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConditionEmbedding, LocalEncoder, UNetBody, UNetShell, _tuple
+from .blocks import ConditionEmbedding, LocalEncoder, _tuple
+from .body import UNetBody, UNetShell
 
 
 class UNet2D(UNetShell):

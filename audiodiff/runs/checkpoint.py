@@ -32,8 +32,9 @@ from pathlib import Path
 
 import torch
 
-from ..mel import MelContractError, MelSpec
 from ..errors import AudiodiffError
+from ..jsonfile import read_json, short_reason as _short
+from ..mel import MelContractError, MelSpec
 
 log = logging.getLogger("audiodiff.checkpoint")
 STEP_DIGITS = 9
@@ -342,30 +343,9 @@ def _raise_if_incomplete(d: Path, extra: str = "") -> None:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def _short(e: BaseException) -> str:
-    """A library error cut to one short line (never torch's advice about `weights_only`)."""
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    if not text or "weights_only" in text:
-        return type(e).__name__
-    return text[:160]
-
-
 def _read_json(path: Path):
     """A JSON object from `path`; CheckpointError naming the file when it is empty, not JSON or not an object."""
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: cannot be read ({_short(e)})") from None
-    if not text.strip():
-        raise CheckpointError(f"{path}: is empty; {DAMAGED_HINT}")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); "
-                              f"{DAMAGED_HINT}") from None
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, got {type(value).__name__}; {DAMAGED_HINT}")
-    return value
+    return read_json(path, CheckpointError, DAMAGED_HINT)
 
 
 def read_tensors(path, device="cpu") -> dict:

@@ -23,10 +23,6 @@ def setup(device: str) -> tuple[int, int, int]:
     return rank, local_rank, world_size
 
 
-def is_main() -> bool:
-    return world()[0] == 0
-
-
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

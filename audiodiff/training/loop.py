@@ -25,6 +25,9 @@ import torch
 from torch import nn
 
 from .. import models, objectives, samplers, schedules
+from ..conditions import ConditionSpec
+from ..data.collate import split_batch  # noqa: F401  (also imported from here: benchmarks/time_to_quality.py)
+from ..config import ConfigError, config_dir, section_defaults
 from ..mel import MelSpec
 from ..runs.checkpoint import CheckpointError
 from ..runs.meta import RunKindError, header
@@ -36,16 +39,6 @@ from .runtime import (  # noqa: F401  (old import paths: these lived here before
     rng_state, seed_everything, set_rng_state, trim_metrics)
 
 log = logging.getLogger("audiodiff.train")
-CONDITIONS = ("labels", "pitch", "vector", "local")  # batch keys passed to the network
-
-TRAIN_DEFAULTS = {
-    "steps": 1000, "batch_size": 16, "lr": 2e-4, "weight_decay": 0.0, "betas": [0.9, 0.99],
-    "warmup_steps": 100, "min_lr_ratio": 0.1, "grad_clip": 1.0, "accumulate": 1,
-    "ema_decay": 0.999, "ckpt_every": 500, "keep_checkpoints": 3, "log_every": 10,
-    "sample_every": 0, "sample_steps": 25, "num_workers": 0, "precision": "auto",
-    "max_bad_steps": 5, "device": "auto", "compile": False, "resume": True, "progress": True,
-    "init_from": None, "lora": None, "seed": 0, "max_seconds": None,
-}
 
 
 
@@ -98,7 +91,25 @@ TRAIN_RULES = {
                                      and isinstance(v.get("targets", ""), str))),
     "max_seconds": ("null or a number > 0", lambda v: v is None or (_is_num(v) and v > 0)),
 }
-assert set(TRAIN_RULES) == set(TRAIN_DEFAULTS), sorted(set(TRAIN_RULES) ^ set(TRAIN_DEFAULTS))
+
+
+# The defaults of `train` are written once, in configs/train/default.yaml (the option configs/task/diffusion.yaml
+# picks): the command line composes it and resolve_config fills what a Python dict lacks from the same file, so
+# `audiodiff.train(cfg)` and `audiodiff train` agree. Each of its keys has a rule above and each rule a default there.
+def train_defaults() -> dict:
+    """The `train` defaults (configs/train/default.yaml); raises ConfigError if its keys and TRAIN_RULES differ."""
+    defaults = section_defaults("diffusion", "train")
+    if set(defaults) != set(TRAIN_RULES):
+        raise ConfigError(f"{config_dir() / 'train' / 'default.yaml'}: its keys must be the train settings "
+                          f"(audiodiff/training/loop.py TRAIN_RULES); missing {sorted(set(TRAIN_RULES) - set(defaults))}, "
+                          f"unknown {sorted(set(defaults) - set(TRAIN_RULES))}")
+    return defaults
+
+
+def __getattr__(name):
+    if name == "TRAIN_DEFAULTS":  # the old name, read on first use
+        return train_defaults()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _bad(name: str, value, allowed) -> TrainingConfigError:
@@ -189,11 +200,15 @@ def check_config(cfg: dict) -> None:
             raise _bad(f"schedule.{key}", value, "a number")
 
     sampler = _section(cfg, "sampler")
-    _check_keys("sampler", sampler, ["method", "steps"])
+    _check_keys("sampler", sampler, ["method", "steps", "options"])
     if sampler.get("method", "dpmpp_2m") not in samplers.SAMPLERS:
         raise _bad("sampler.method", sampler["method"], sorted(samplers.SAMPLERS))
     if "steps" in sampler and not (_is_int(sampler["steps"]) and sampler["steps"] >= 1):
         raise _bad("sampler.steps", sampler["steps"], "an integer >= 1")
+    try:  # the method's settings (eta, s_churn, ...): names and values, before anything is written
+        samplers.check_options(sampler.get("method", "dpmpp_2m"), sampler.get("options"), where="sampler.options")
+    except samplers.SamplerError as e:
+        raise TrainingConfigError(str(e)) from None
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -216,17 +231,17 @@ def resolve_config(cfg) -> dict:
     cfg = json.loads(json.dumps(cfg, default=_plain))  # deep copy, plain values only
     if not isinstance(cfg.get("train", {}), dict):
         raise _bad("train", cfg["train"], "a mapping of train settings (see configs/train/default.yaml)")
-    unknown = sorted(set(cfg.get("train", {})) - set(TRAIN_DEFAULTS))
+    unknown = sorted(set(cfg.get("train", {})) - set(TRAIN_RULES))
     if unknown:
-        raise TrainingConfigError(f"unknown train settings {unknown}; allowed: {sorted(TRAIN_DEFAULTS)}")
-    cfg["train"] = {**TRAIN_DEFAULTS, **cfg.get("train", {})}
+        raise TrainingConfigError(f"unknown train settings {unknown}; allowed: {sorted(TRAIN_RULES)}")
+    cfg["train"] = {**train_defaults(), **cfg.get("train", {})}
     for key in ("model", "data", "run_dir"):
         if key not in cfg:
             raise TrainingConfigError(f"config lacks '{key}'; a training config needs model, data, run_dir "
                                       "(see configs/)")
-    cfg.setdefault("objective", {"parameterization": "edm"})
-    cfg.setdefault("schedule", {"name": "karras", "sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0})
-    cfg.setdefault("sampler", {"method": "dpmpp_2m", "steps": 25})
+    for key in ("objective", "schedule", "sampler"):  # a section not given: the command line's default option
+        if key not in cfg:
+            cfg[key] = section_defaults("diffusion", key)
     check_config(cfg)
     return cfg
 
@@ -234,20 +249,6 @@ def resolve_config(cfg) -> dict:
 # ---------------------------------------------------------------------------------------------- helpers
 def to_device(batch: dict, device) -> dict:
     return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-
-
-def split_batch(batch: dict, representation: str, melspec: MelSpec | None):
-    """`(x0, cond)`: the diffusion target (waveform `(B, C, T)` or mel `(B, 1, n_mels, frames)`) and conditions."""
-    cond = {k: v for k, v in batch.items() if k in CONDITIONS and v is not None}
-    if representation == "mel":
-        if "mel" in batch:
-            x0 = batch["mel"]
-            x0 = x0 if x0.dim() == 4 else x0.unsqueeze(1)
-        else:
-            x0 = melspec(batch["audio"][:, 0]).unsqueeze(1)
-    else:
-        x0 = batch["audio"]
-    return x0, cond
 
 
 # ---------------------------------------------------------------------------------------------- the step
@@ -324,15 +325,12 @@ class DiffusionTask:
         representation = cfg["data"].get("representation", "waveform")
         melspec = MelSpec(**cfg["data"]["mel"]) if representation == "mel" else None
         self.mel = melspec
+        conditions = ConditionSpec.from_meta(info)  # the condition contract the data made
 
         # ---- model, denoiser, optimizer, EMA
         net_cfg = dict(cfg["model"])
-        wants_pitch = "pitch" in info.get("conditions", {})
-        if init is None:  # the data decides which conditions the network takes
-            if info.get("num_classes") is not None and net_cfg.get("num_classes", 0) in (0, None, "auto"):
-                net_cfg["num_classes"] = info["num_classes"]
-            if wants_pitch:
-                net_cfg["pitch"] = True
+        if init is None:  # the data decides which conditions the network takes (and `mel_bands: auto`)
+            net_cfg = models.from_data(net_cfg, conditions, melspec)
         net = models.build(net_cfg)
         lora = dict(t["lora"]) if t["lora"] else None
         self.merge_lora_at_end = bool(lora.pop("merge", False)) if lora else False
@@ -382,19 +380,19 @@ class DiffusionTask:
 
         self.step = DenoiserStep(rt, train_denoiser.loss, net, params, opt, ema, prepare)
 
+        if plan is not None:  # the fine-tuned model keeps every condition and label of its base
+            conditions = ConditionSpec(plan["conditions"], plan["vocab"],
+                                       _union_range(plan["pitch_range"], conditions.pitch_range))
         self.meta = {
             **header("diffusion"), "model": net_cfg, "objective": cfg["objective"], "schedule": cfg["schedule"],
             "sampler": cfg["sampler"], "representation": representation, "sample_rate": info["sample_rate"],
             "channels": info.get("channels", 1), "segment_samples": info["segment_samples"],
-            "conditions": info.get("conditions", {}), "vocab": info.get("vocab"), "vocoder": cfg.get("vocoder"),
-            "pitch_range": info.get("pitch_range"), "lora": t["lora"],
+            **conditions.to_dict(), "vocoder": cfg.get("vocoder"), "lora": t["lora"],
             "init_from": str(Path(init["dir"]).resolve()) if init is not None else None,
             "weights": "adapters" if self.saved_keys is not None else "full",
         }
-        if plan is not None:  # the fine-tuned model keeps every condition and label of its base
-            self.meta.update(conditions=plan["conditions"], vocab=plan["vocab"],
-                             pitch_range=_union_range(plan["pitch_range"], info.get("pitch_range")),
-                             init_step=init["step"], init_weights=init_weights,
+        if plan is not None:
+            self.meta.update(init_step=init["step"], init_weights=init_weights,
                              init_sha256=finetune.file_digest(init["dir"] / f"{init_weights}.safetensors"))
         self.log_samples = None
 
@@ -434,8 +432,10 @@ def train(cfg) -> Path:
 
     `cfg` (dict or OmegaConf) holds: `run_dir`, `model` (network preset), `objective`, `schedule`, `sampler`,
     `data` (see :func:`audiodiff.data.build_dataset`), optional `vocoder` (mel models) and `train`
-    (see TRAIN_DEFAULTS). Re-running with the same `run_dir` resumes from its newest checkpoint; the run
-    directory is locked while it trains (`run_dir/.lock`, see :mod:`audiodiff.training.lock`).
+    (configs/train/default.yaml). A section or train key the dict lacks takes the value `audiodiff train` would
+    compose (:func:`train_defaults`, :func:`audiodiff.config.section_defaults`). Re-running with the same
+    `run_dir` resumes from its newest checkpoint; the run directory is locked while it trains (`run_dir/.lock`,
+    see :mod:`audiodiff.training.lock`).
 
     Raises:
         TrainingConfigError: a bad setting, `train.resume=false` on a run that has checkpoints, or a resume
@@ -447,9 +447,7 @@ def train(cfg) -> Path:
     cfg = resolve_config(cfg)
     with Runtime(cfg["run_dir"], runtime_settings(cfg["train"]), kind="diffusion", distributed=True,
                  config=cfg) as rt:
-        # `batches` is looked up at call time: benchmarks/time_to_quality.py's LoopClock times the loop by wrapping
-        # `training.loop.batches` (its first batch request starts the clock)
-        rt.fit(DiffusionTask(cfg, rt), stream=lambda *a: batches(*a))
+        rt.fit(DiffusionTask(cfg, rt))
     return Path(cfg["run_dir"])
 
 
@@ -541,6 +539,7 @@ def sample_logger(net: nn.Module, meta: dict, melspec, device, steps: int, n: in
     sched = dict(meta.get("schedule") or {"name": "karras"})
     sigmas = schedules.build(sched.pop("name", "karras"), steps, **sched).to(device)
     method = (meta.get("sampler") or {}).get("method", "dpmpp_2m")
+    options = (meta.get("sampler") or {}).get("options") or {}  # the run's sampler.options (eta, s_churn, ...)
     sample_rate, seconds = int(meta["sample_rate"]), meta["segment_samples"] / int(meta["sample_rate"])
     vocoder = None
     if meta.get("representation", "waveform") == "mel":
@@ -555,11 +554,12 @@ def sample_logger(net: nn.Module, meta: dict, melspec, device, steps: int, n: in
         seeds = [step + k for k in range(n)]
         gens = [torch.Generator().manual_seed(s) for s in seeds]  # CPU generators, one per item (as the pipeline)
         x = samplers.sample(denoiser, samplers.randn(shape, device, torch.float32, gens), sigmas, method,
-                            generator=gens, progress=False)
+                            generator=gens, progress=False, options=options)
         audio = (vocoder(x[:, 0].float()) if vocoder is not None else x).float().clamp(-1, 1).cpu()
         for i in range(n):
             writer.add_audio(f"sample/{i}", audio[i, 0], step, sample_rate=sample_rate)
-        titles = [f"sampler={method}, steps={steps}, seed={s}" for s in seeds]
+        extra = f", sampler_options={options}" if options else ""  # as Generated.plot titles the pipeline's
+        titles = [f"sampler={method}, steps={steps}{extra}, seed={s}" for s in seeds]
         writer.add_figure("sample/spectrogram", spectrogram_figure(list(audio), sample_rate, titles), step)
 
     return log

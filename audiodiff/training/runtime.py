@@ -61,7 +61,7 @@ log = logging.getLogger("audiodiff.train")
 LR_SCHEDULES = ("cosine", "exponential", "constant")
 PRECISIONS = ("auto", "bf16", "fp32")
 
-# The runtime's settings; each task maps its own config onto them (vocoders/train.py, evaluation/judge.py).
+# The runtime's settings; each task maps its own config onto them (vocoders/train.py, evaluation/judge/train.py).
 RUNTIME_DEFAULTS = {
     "steps": 1000, "batch_size": 16, "drop_last": True, "num_workers": 0, "seed": 0, "device": "auto",
     "precision": "auto", "lr": 2e-4, "warmup_steps": 0, "min_lr_ratio": 0.0, "lr_schedule": "cosine",
@@ -169,13 +169,13 @@ class Attr:
 class BatchOrder:
     """Deterministic, resumable batch order: epoch e is a permutation seeded by (seed, e), cut into batches.
 
-    The permutation and its split across ranks are :class:`audiodiff.data.datasets.EpochSampler`'s (rank r takes
+    The permutation and its split across ranks are :class:`audiodiff.data.sampler.EpochSampler`'s (rank r takes
     every world-th item). `position` = (epoch, batch index) is stored in checkpoints so a resumed run continues
     with the next batch. `drop_last=False` keeps an epoch's last, shorter batch.
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1, drop_last: bool = True):
-        from ..data.datasets import EpochSampler
+        from ..data.sampler import EpochSampler
 
         if n < batch_size * world:
             raise TrainingError(f"the dataset has {n} items, fewer than one global batch ({batch_size} x {world} ranks); "

@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..mel import MelContractError, MelSpec
 from ..errors import AudiodiffError
+from ..jsonfile import read_json, short_reason as _first_line
+from ..mel import MelContractError, MelSpec
 
 CONFIG_FILE = "vocoder.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -162,20 +163,6 @@ def read_vocoder_dir(directory) -> tuple[dict, MelSpec, dict[str, torch.Tensor]]
 _DAMAGED = "the file is damaged or was cut short (an interrupted copy?): copy the vocoder folder again"
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:160] if text else type(e).__name__
-
-
 def _read_json(path: Path):
     """Parsed JSON from a vocoder folder's file; VocoderError naming it when it is empty or not JSON."""
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise VocoderError(f"{path}: cannot be read ({_first_line(e)})") from None
-    if not text.strip():
-        raise VocoderError(f"{path}: is empty; {_DAMAGED}")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise VocoderError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    return read_json(path, VocoderError, _DAMAGED, obj=False)

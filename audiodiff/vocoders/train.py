@@ -14,7 +14,8 @@ the mel contract, the generator (`vocoders.build(cfg["vocoder"])`), validation a
 A run resumes from its `checkpoints/last` (`train.resume=false` is refused on a run that holds checkpoints),
 `train.init_from` fine-tunes a trained vocoder, and the final vocoder is exported to `run_dir/vocoder`.
 
-Config (see `configs/experiment/ljspeech_vocoder.yaml`)::
+Config (see `configs/experiment/ljspeech_vocoder.yaml`; the defaults of every key are in `configs/train/vocoder.yaml`
+and the data section of `configs/task/vocoder.yaml`, the mel contracts in `configs/mel/`)::
 
     task: vocoder
     run_dir: runs/ljspeech_vocoder
@@ -29,8 +30,9 @@ Config (see `configs/experiment/ljspeech_vocoder.yaml`)::
 `cosine` (decay to `lr * lr_min_ratio` at `steps`), `exponential` (`lr * max(lr_gamma ** step, lr_min_ratio)`),
 `constant`; a linear warm-up of `warmup_steps` comes first and the decay starts after it.
 
-Command line (the `audiodiff train experiment=...` CLI calls the same function)::
+Command line (both compose the experiment through Hydra and call the same function)::
 
+    audiodiff train experiment=ljspeech_vocoder train.steps=2000 run_dir=runs/x
     python -m audiodiff.vocoders.train configs/experiment/ljspeech_vocoder.yaml train.steps=2000 run_dir=runs/x
 """
 from __future__ import annotations
@@ -48,6 +50,7 @@ from .. import losses
 from ..data.datasets import WaveformDataset, collate
 from ..errors import AudiodiffError
 from ..evaluation import vocoder_metrics as VM  # validation distances (the losses come from audiodiff.losses)
+from ..config import ConfigError, compose, experiment_name, section_defaults
 from ..mel import MelSpec
 from ..runs.meta import header
 from ..runs.vocoder import load_vocoder
@@ -60,22 +63,30 @@ log = logging.getLogger(__name__)
 
 TRAINABLE = ("neural", "diffusion")
 
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "steps": 100_000, "device": "auto", "seed": 0, "lr": 5e-4, "betas": [0.8, 0.9], "weight_decay": 0.01,
-    "lr_schedule": "cosine", "lr_gamma": 0.999996, "lr_min_ratio": 0.0, "warmup_steps": 0, "grad_clip": None,
-    "loss_weights": {"mel": 45.0, "mrstft": 1.0, "adv": 1.0, "fm": 2.0}, "mrstft_resolutions": None,
-    "disc_start": 0, "discriminator": {}, "ema_decay": None, "amp": "bf16", "ckpt_every": 5000,
-    "log_every": 100, "valid_every": None, "keep": 3, "resume": True, "init_from": None, "progress": True,
-    "max_seconds": None, "max_bad_steps": 10,
-}
-DATA_DEFAULTS: dict[str, Any] = {
-    "valid_fraction": 0.05, "split_seed": 0, "segment_frames": 32, "batch_size": 16, "num_workers": 0,
-    "max_items": None, "valid_items": 4, "valid_seconds": 5.0,
-}
-DISC_DEFAULTS: dict[str, Any] = {
-    "periods": [2, 3, 5, 7, 11], "mpd_channels": [32, 128, 512, 1024],
-    "resolutions": [[1024, 256, 1024], [2048, 512, 2048], [512, 128, 512]], "mrd_channels": 32,
-}
+# The defaults of a vocoder run are written once, in configs/train/vocoder.yaml and the data section of
+# configs/task/vocoder.yaml: `audiodiff train experiment=<vocoder experiment>` composes them and
+# resolve_config fills what a Python dict lacks from the same files. TRAIN_DEFAULTS, DATA_DEFAULTS and
+# DISC_DEFAULTS stay importable (read on first use).
+def train_defaults() -> dict[str, Any]:
+    """The vocoder's `train` defaults (configs/train/vocoder.yaml), `discriminator` and `loss_weights` included."""
+    return section_defaults("vocoder", "train")
+
+
+def data_defaults() -> dict[str, Any]:
+    """The vocoder's `data` defaults (the data section of configs/task/vocoder.yaml) without `manifest`, which has none (required)."""
+    data = section_defaults("vocoder", "data")
+    data.pop("manifest", None)
+    return data
+
+
+def __getattr__(name):
+    if name == "TRAIN_DEFAULTS":
+        return train_defaults()
+    if name == "DATA_DEFAULTS":
+        return data_defaults()
+    if name == "DISC_DEFAULTS":
+        return train_defaults()["discriminator"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class VocoderTrainError(AudiodiffError, ValueError):
@@ -139,9 +150,10 @@ def resolve_config(cfg) -> dict:
         raise VocoderTrainError("vocoder training config lacks 'run_dir'")
     train = dict(cfg.get("train") or {})
     train.pop("run_dir", None)
-    train = _merged(TRAIN_DEFAULTS, train, "train")
-    train["loss_weights"] = _merged(TRAIN_DEFAULTS["loss_weights"], train["loss_weights"], "train.loss_weights")
-    train["discriminator"] = _merged(DISC_DEFAULTS, train["discriminator"], "train.discriminator")
+    defaults = train_defaults()
+    train = _merged(defaults, train, "train")
+    train["loss_weights"] = _merged(defaults["loss_weights"], train["loss_weights"], "train.loss_weights")
+    train["discriminator"] = _merged(defaults["discriminator"], train["discriminator"], "train.discriminator")
     if train["lr_schedule"] not in LR_SCHEDULES:
         raise VocoderTrainError(f"train.lr_schedule {train['lr_schedule']!r} is not allowed; allowed: {LR_SCHEDULES}")
     if train["amp"] not in ("bf16", None, "none"):
@@ -150,8 +162,8 @@ def resolve_config(cfg) -> dict:
             or train["max_bad_steps"] < 1:
         raise VocoderTrainError(f"train.max_bad_steps {train['max_bad_steps']!r} is not allowed; allowed: an "
                                 "integer >= 1")
-    data = _merged({"manifest": None, **DATA_DEFAULTS}, cfg["data"], "data")
-    if not data["manifest"]:
+    data = _merged({"manifest": None, **data_defaults()}, cfg["data"], "data")
+    if not data["manifest"] or data["manifest"] == "???":
         raise VocoderTrainError("data.manifest is required (a JSONL manifest of the training audio)")
     voc = dict(cfg["vocoder"])
     if voc.get("name") not in TRAINABLE:
@@ -377,14 +389,39 @@ def train_vocoder(cfg) -> Path:
 
 
 def load_config(path, overrides=()):
-    """A vocoder experiment file (a complete config of its own) with `key=value` dot-list overrides merged in."""
+    """The config of `python -m audiodiff.vocoders.train PATH key=value ...`.
+
+    A file of the config folder's `experiment/` composes through Hydra exactly as
+    `audiodiff train experiment=<its name> key=value ...` does (defaults from configs/task/vocoder.yaml, the mel
+    contract from configs/mel/). Any other file is a complete config of its own (the format before the config
+    groups), with the overrides merged in as an OmegaConf dot-list; it cannot name config groups.
+    """
     from omegaconf import OmegaConf
 
-    return OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+    name = experiment_name(path)
+    if name is not None:
+        cfg = compose([f"experiment={name}", *overrides])
+        if cfg.get("task") != "vocoder":
+            raise VocoderTrainError(f"{path}: is a {cfg.get('task')!r} experiment, not a vocoder one (task: vocoder); "
+                                    f"train it with `audiodiff train experiment={name}`")
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            raise VocoderTrainError(f"missing required setting(s) {', '.join(missing)}; give "
+                                    + " ".join(f"{k}=<value>" for k in missing))
+        return cfg
+    p = Path(path)
+    if not p.is_file():
+        raise VocoderTrainError(f"{path}: there is no such config file")
+    raw = OmegaConf.load(p)
+    if "defaults" in raw:
+        raise ConfigError(f"{path}: has a defaults list, which composes only inside the config folder: put it in "
+                          "configs/experiment/ (or the folder AUDIODIFF_CONFIGS names) and train it with "
+                          f"`audiodiff train experiment={p.stem}`")
+    return OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides)))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m audiodiff.vocoders.train CONFIG.yaml [key=value ...]` (OmegaConf dot-list overrides)."""
+    """`python -m audiodiff.vocoders.train CONFIG.yaml [key=value ...]` (== `audiodiff train experiment=<name>`)."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0].startswith("-"):
         raise SystemExit("usage: python -m audiodiff.vocoders.train CONFIG.yaml [key=value ...]")

@@ -376,15 +376,15 @@ def test_a_bad_setting_is_refused_up_front_naming_it(tmp_path, where, value, fra
 def test_every_shipped_experiment_passes_the_checks():
     from omegaconf import OmegaConf
 
-    from audiodiff.cli import _vocoder_experiment, compose
+    from audiodiff.cli import compose
 
     names = sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml"))
     checked = []
     for name in [None, *names]:
         args = [] if name is None else [f"experiment={name}"]
-        if name is not None and _vocoder_experiment(args) is not None:
-            continue  # trained by audiodiff.vocoders.train, which checks its own config
         composed = compose(args)
+        if composed.task == "vocoder":
+            continue  # trained by audiodiff.vocoders.train, which checks its own config
         if OmegaConf.is_missing(composed.train, "init_from"):  # the fine-tune experiment: a required value
             missing = re.escape("train.init_from must be set (the config has ???)")
             with pytest.raises(loop.TrainingConfigError, match=missing):

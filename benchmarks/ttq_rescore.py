@@ -1,0 +1,88 @@
+"""Score the final checkpoint of one or more time_to_quality runs again: other sampling seeds, other pitches.
+
+Issue 11 asks for some rows over several seeds (tones_full: 3 training x 3 sampling seeds) and, for piano, for
+the pitches between the recorded ones. `benchmarks/time_to_quality.py` scores each point at one sampling seed;
+this script reads the runs it wrote (`<out>/plan.json`, `<out>/ours/run`) and scores the newest checkpoint with
+the same measure (`time_to_quality.Scorer`), the same requests (or `--pitches`), the same sampler settings,
+at each `--seeds` value. Off any training clock: scoring only.
+
+    .venv/bin/python benchmarks/ttq_rescore.py runs/ttq/tones_s0 runs/ttq/tones_s1 runs/ttq/tones_s2 \
+        --seeds 0,1000,2000 --json runs/ttq/tones_full_seeds.json
+    .venv/bin/python benchmarks/ttq_rescore.py runs/ttq/piano --pitches between --seeds 0 --json between.json
+
+Writes one row per (run, seed) with the metrics, and the mean / min / max of the primary score over all rows.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent))
+
+
+def requests_for(plan: dict, pitches: str | None, n_per_pitch: int) -> list[dict]:
+    """The plan's requests, or for pitch-only plans `between` (the semitones between the trained pitches)."""
+    if pitches is None:
+        return plan["requests"]
+    if plan["label_field"] or not plan["pitch"]:
+        raise SystemExit("--pitches applies to pitch-only recipes (piano, tones); this plan has labels or no pitch")
+    trained = sorted({int(r["pitch"]) for r in plan["requests"]})
+    if pitches == "between":
+        chosen = [p for p in range(trained[0], trained[-1] + 1) if p not in trained]
+    else:
+        chosen = [int(p) for p in pitches.split(",")]
+    return [{"pitch": p} for p in chosen for _ in range(n_per_pitch)]
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("outs", nargs="+", type=Path, help="time_to_quality --out folders")
+    p.add_argument("--seeds", default="0", help="comma-separated sampling seeds (item k uses seed + k)")
+    p.add_argument("--pitches", default=None, help="'between' or a comma-separated MIDI list (pitch-only recipes)")
+    p.add_argument("--n-per-pitch", type=int, default=2)
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the run's points')")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+
+    import torch
+
+    import time_to_quality as T
+    from audiodiff import Pipeline
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    for out in args.outs:
+        plan = json.loads((out / "plan.json").read_text())
+        point = [json.loads(line) for line in (out / "ours" / "points.jsonl").read_text().splitlines()][-1]
+        sampler = point["sampler"]
+        steps = args.steps or sampler["steps"]
+        asked = requests_for(plan, args.pitches, args.n_per_pitch)
+        scorer = T.Scorer(plan)
+        pipe = Pipeline.from_pretrained(out / "ours" / "run", device="cpu")
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            gen = pipe.generate(n=len(asked), steps=steps, sampler=sampler["sampler"],
+                                labels=[a["labels"] for a in asked] if plan["label_field"] else None,
+                                pitch=[a["pitch"] for a in asked] if plan["pitch"] else None,
+                                guidance=sampler["guidance"], seed=seed, batch_size=50, progress=False)
+            m = scorer.score(gen.audio, gen.sample_rate, asked)
+            row = {"run": str(out), "step": pipe.step, "seed": seed, "n": len(asked), "steps": steps,
+                   "pitches": args.pitches or "trained", "metrics": m}
+            rows.append(row)
+            print(f"{out}  step {pipe.step}  seed {seed}  {T._fmt_metrics(m)}", flush=True)
+    scores = [r["metrics"]["score"] for r in rows]
+    summary = {"rows": rows, "mean": sum(scores) / len(scores), "min": min(scores), "max": max(scores)}
+    print(f"primary score over {len(rows)} (run, seed) pairs: mean {summary['mean']:.3f}, "
+          f"min {summary['min']:.3f}, max {summary['max']:.3f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
