@@ -53,16 +53,20 @@ def test_experiment_composes_and_builds(name, shared_data, monkeypatch, tmp_path
         assert cfg["data"]["sample_rate"] == 8000  # ...it is the base's
     from audiodiff.data.build import build_dataset
 
-    if cfg["data"].get("precompute_mel"):  # don't compute every mel of the dataset here: a few files are enough
+    if cfg["data"].get("precompute_mel") and "manifest" in cfg["data"]:  # don't compute every mel of the dataset here: a few files are enough
         cfg["data"]["manifest"] = _first_lines(cfg["data"]["manifest"], 8, Path(os.environ["PYTEST_TMP"]))
     built = build_dataset(cfg["data"], split="train")
     train_ds, info = built["dataset"], built["info"]
     item = train_ds[0]
     key = "mel" if "mel" in item else "audio"
     assert torch.isfinite(item[key]).all()
-    net_cfg = dict(cfg["model"])
+    from audiodiff.conditions import ConditionSpec
+    from audiodiff.mel import MelSpec
+
+    mel = MelSpec(**cfg["data"]["mel"]) if cfg["data"].get("representation") == "mel" else None
+    net_cfg = models.from_data(cfg["model"], ConditionSpec.from_meta(info), mel)  # what train() builds
     if info["num_classes"]:
-        net_cfg["num_classes"] = info["num_classes"]
+        assert net_cfg["num_classes"] == info["num_classes"]
     with torch.device("meta"):
         net = models.build(net_cfg)
     den = objectives.build(net, cfg["objective"])
