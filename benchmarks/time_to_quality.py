@@ -399,6 +399,15 @@ def prepare_plan(cfg: dict, args, out: Path) -> dict:
     return plan
 
 
+def recipe_vocoder(cfg: dict, melspec):
+    """The recipe's vocoder for `melspec`: a trained one at `vocoder.path`, else built from `vocoder` (Griffin-Lim)."""
+    from audiodiff import vocoders
+
+    vcfg = dict(cfg.get("vocoder") or {"name": "griffinlim"})
+    return (vocoders.load_vocoder(vcfg["path"]) if vcfg.get("path")
+            else vocoders.build({**vcfg, "mel": melspec.to_dict()}))
+
+
 def vocode_real(cfg: dict, clips: list) -> list:
     """Real clips as the mel path sees them: the data's loudness, the recipe's mel, then its vocoder.
 
@@ -406,14 +415,11 @@ def vocode_real(cfg: dict, clips: list) -> list:
     so a gap between the real row and this one is the vocoder's, not the denoiser's."""
     import torch
 
-    from audiodiff import vocoders
     from audiodiff.audio import loudness_normalize
     from audiodiff.mel import MelSpec
 
     melspec = MelSpec(**cfg["data"]["mel"])
-    vcfg = dict(cfg.get("vocoder") or {"name": "griffinlim"})
-    voc = (vocoders.load_vocoder(vcfg["path"]) if vcfg.get("path")
-           else vocoders.build({**vcfg, "mel": melspec.to_dict()}))
+    voc = recipe_vocoder(cfg, melspec)
     target = cfg["data"].get("loudness_db")
     out = []
     with torch.no_grad():
@@ -515,7 +521,6 @@ def run_peer(cfg: dict, plan: dict, args, out: Path) -> list[dict]:
     from safetensors.torch import save_model
 
     import peer_adp
-    from audiodiff import vocoders
     from audiodiff.data.build import build_dataset, collate
     from audiodiff.mel import MelSpec
     from audiodiff.training.ema import EMA
@@ -549,9 +554,7 @@ def run_peer(cfg: dict, plan: dict, args, out: Path) -> list[dict]:
     stream = batches(dataset, order, 0, 0, min(int(t["num_workers"]), os.cpu_count() or 1), collate)
     vocoder = None
     if rep == "mel":
-        vcfg = dict(cfg.get("vocoder") or {"name": "griffinlim"})
-        vocoder = (vocoders.load_vocoder(vcfg["path"]) if vcfg.get("path")
-                   else vocoders.build({**vcfg, "mel": melspec.to_dict()})).to(device)
+        vocoder = recipe_vocoder(cfg, melspec).to(device)
 
     scorer = Scorer(plan)
     asked = plan["requests"]
