@@ -4,11 +4,12 @@
 #   bash recipes/fsdd_speaker/run.sh [--stage N] [--stop-stage M]
 # Stages: 1 prepare  2 train the base  3 train the judges  4 fine-tune (full / LoRA x 50 / 400 clips)
 #         5 generate 10 clips per digit from the base and each fine-tune  6 score (results.md)
-# Settings (environment): SPEAKER (yweweler), BASE_STEPS (2000), FT_SECONDS (300, the fine-tune budget),
-# FT_STEPS (700), THREADS (2), RUN (runs/fsdd_speaker).  GPU: BASE_STEPS=20000 FT_SECONDS=60 (device=auto).
+# Settings (environment): SPEAKER (yweweler), BASE_STEPS (4000), FT_SECONDS (300, the fine-tune budget),
+# FT_STEPS (700), LORA_LR (5e-4, the LoRA fine-tunes' learning rate), THREADS (2), RUN (runs/fsdd_speaker).
+# GPU: BASE_STEPS=20000 FT_SECONDS=60 (device=auto).
 source "$(dirname "$0")/../args.sh"
 DATA=${AUDIODIFF_DATA:-../shared/data}/fsdd
-SPEAKER=${SPEAKER:-yweweler}; BASE_STEPS=${BASE_STEPS:-2000}; FT_SECONDS=${FT_SECONDS:-300}; FT_STEPS=${FT_STEPS:-700}
+SPEAKER=${SPEAKER:-yweweler}; BASE_STEPS=${BASE_STEPS:-4000}; FT_SECONDS=${FT_SECONDS:-300}; FT_STEPS=${FT_STEPS:-700}; LORA_LR=${LORA_LR:-5e-4}
 RUN=${RUN:-runs/fsdd_speaker}; M=$RUN/data
 export OMP_NUM_THREADS=${THREADS:-2}
 DIGITS="[$(python -c 'print(",".join(str(d) for d in range(10) for _ in range(10)))')]"
@@ -18,9 +19,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
 fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   echo "== stage 2: base model ($RUN/base)"
-  # model=unet2d_small: the network the README's results were measured with (fsdd_mel's default is now
-  # unet1d_mel_small, which reaches the same quality in fewer CPU minutes; the fine-tune stages follow the base)
-  $AD train experiment=fsdd_mel model=unet2d_small run_dir="$RUN/base" data.manifest="$M/base.jsonl" train.steps="$BASE_STEPS" \
+  $AD train experiment=fsdd_mel run_dir="$RUN/base" data.manifest="$M/base.jsonl" train.steps="$BASE_STEPS" \
       train.ckpt_every=250 "${extra[@]}"
 fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
@@ -40,7 +39,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
         run_dir="$RUN/full_$n" train.steps="$FT_STEPS" train.lr=5e-4 train.warmup_steps=50 \
         train.max_seconds="$FT_SECONDS" train.ckpt_every=100 train.num_workers="${WORKERS:-0}"
     $AD finetune data.manifest="$M/new_$n.jsonl" data.valid_fraction=0 train.init_from="$RUN/base" \
-        run_dir="$RUN/lora_$n" train.steps="$FT_STEPS" train.lr=5e-4 train.warmup_steps=50 \
+        run_dir="$RUN/lora_$n" train.steps="$FT_STEPS" train.lr="$LORA_LR" train.warmup_steps=50 \
         train.max_seconds="$FT_SECONDS" train.ckpt_every=100 train.num_workers="${WORKERS:-0}" 'train.lora={rank:8,alpha:16}'
   done
 fi
@@ -54,8 +53,8 @@ fi
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   echo "== stage 6: score"
   folders=(); for m in base full_50 lora_50 full_400 lora_400; do folders+=("$m=$RUN/samples/$m"); done
-  python recipes/fsdd_speaker/score.py --digit-judge "$RUN/judge_label" --speaker-judge "$RUN/judge_speaker" \
-      --speaker "$SPEAKER" --held "$M/new_held.jsonl" --reference "$M/new_400.jsonl" --out "$RUN/results.json" --loudness-db -20 \
+  python recipes/score_fewshot.py --label-judge "$RUN/judge_label" --who-judge "$RUN/judge_speaker" \
+      --who "$SPEAKER" --held "$M/new_held.jsonl" --reference "$M/new_400.jsonl" --out "$RUN/results.json" --loudness-db -20 \
       "${folders[@]}" | tee "$RUN/results.md"
 fi
 echo "done in $(( $(date +%s) - t0 )) s"
