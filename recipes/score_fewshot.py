@@ -91,7 +91,7 @@ def main() -> None:
         rows[name] = score(read_generated(folder), args, wj, lj, held_feats)
     cols = ["n", "share"] + (["label_accuracy"] if lj else []) + (["pitch_accuracy", "median_cents"]
                                                                    if args.pitch else []) + ["fd_to_held"]
-    print("| run | " + " | ".join(cols) + " |\n|---" * (len(cols) + 1) + "|")
+    print("| run | " + " | ".join(cols) + " |\n" + "|---" * (len(cols) + 1) + "|")
     for name, r in rows.items():
         cells = [f"{r[c]:.3g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols]
         print(f"| {name} | " + " | ".join(cells) + " |")
