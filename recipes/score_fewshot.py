@@ -37,24 +37,29 @@ def clips_of(paths, sample_rate: int, loudness_db: float | None) -> list[torch.T
     return clips
 
 
-def judge_batch(paths, judge: Judge, loudness_db: float | None) -> torch.Tensor:
-    return torch.cat([fit_length(c.view(1, 1, -1), judge.num_samples)
-                      for c in clips_of(paths, judge.sample_rate, loudness_db)])
+def judge_batch(clips, judge: Judge) -> torch.Tensor:
+    return torch.cat([fit_length(c.view(1, 1, -1), judge.num_samples) for c in clips])
 
 
 def score(entries, args, who_judge: Judge, label_judge: Judge | None, held_feats) -> dict:
     paths = [e["path"] for e in entries]
-    wb = judge_batch(paths, who_judge, args.loudness_db)
+    loaded: dict[int, list[torch.Tensor]] = {}  # sample rate -> clips: each file is read once per rate
+
+    def at(sr: int) -> list[torch.Tensor]:
+        if sr not in loaded:
+            loaded[sr] = clips_of(paths, sr, args.loudness_db)
+        return loaded[sr]
+
+    wb = judge_batch(at(who_judge.sample_rate), who_judge)
     who = who_judge.predict(wb)
     row = {"n": len(paths), "share": sum(w == args.who for w in who) / len(who)}
     if label_judge is not None:
-        lb = judge_batch(paths, label_judge, args.loudness_db)
+        lb = judge_batch(at(label_judge.sample_rate), label_judge)
         row["label_accuracy"] = M.class_accuracy(label_judge.predict_proba(lb),
                                                  label_judge.label_index([e["label"] for e in entries]))
     if args.pitch:
         sr = who_judge.sample_rate
-        pr = pitch_accuracy([c.numpy() for c in clips_of(paths, sr, args.loudness_db)], sr,
-                            [e["pitch"] for e in entries])
+        pr = pitch_accuracy([c.numpy() for c in at(sr)], sr, [e["pitch"] for e in entries])
         row["pitch_accuracy"], row["median_cents"] = pr["accuracy"], pr["median_abs_cents"]
     if held_feats is not None:
         row["fd_to_held"] = M.frechet_distance_features(who_judge.features(wb), held_feats)
@@ -79,7 +84,7 @@ def main() -> None:
     if args.who not in wj.labels:
         raise SystemExit(f"score: --who {args.who!r} is not one of the judge's labels {wj.labels}")
     held = read_manifest(args.held)
-    held_feats = wj.features(judge_batch([e["path"] for e in held], wj, args.loudness_db))
+    held_feats = wj.features(judge_batch(clips_of([e["path"] for e in held], wj.sample_rate, args.loudness_db), wj))
     rows = {"real held-out (new)": score(held, args, wj, lj, None)}
     if args.reference:
         rows[f"real {Path(args.reference).stem} (FD floor)"] = score(read_manifest(args.reference), args, wj, lj,

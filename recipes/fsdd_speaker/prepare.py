@@ -11,11 +11,10 @@ Writes into <out folder>:
 Clips are read from the FSDD file names `<digit>_<speaker>_<take>.wav`.
 """
 import argparse
-import json
 import re
 from pathlib import Path
 
-from audiodiff.data.manifest import build_manifest
+from audiodiff.data.manifest import build_manifest, write_manifest
 
 NAME = re.compile(r"(?P<label>\d)_(?P<speaker>[a-z]+)_(?P<take>\d+)\.wav")
 
@@ -44,9 +43,7 @@ def main() -> None:
     held = {e["path"] for e in parts["new_held"]}
     parts["judge"] = [e for e in entries if e["path"] not in held]
     for name, part in parts.items():
-        with open(out / f"{name}.jsonl", "w") as f:
-            for e in part:
-                f.write(json.dumps({**e, "path": str(Path(e["path"]).resolve())}) + "\n")
+        write_manifest(part, out / f"{name}.jsonl")  # paths outside `out` are stored absolute
         print(f"{out / name}.jsonl: {len(part)} clips")
 
 

@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from audiodiff.data.manifest import build_manifest
+from audiodiff.data.manifest import build_manifest, write_manifest
 
 
 def main() -> None:
@@ -44,9 +44,7 @@ def main() -> None:
     held = {e["path"] for e in parts["new_held"]}
     parts["judge"] = [e for e in entries if e["path"] not in held]
     for name, part in parts.items():
-        with open(out / f"{name}.jsonl", "w") as f:
-            for e in part:
-                f.write(json.dumps({**e, "path": str(Path(e["path"]).resolve())}) + "\n")
+        write_manifest(part, out / f"{name}.jsonl")  # paths outside `out` are stored absolute
         print(f"{out / name}.jsonl: {len(part)} notes")
     pitches = sorted({e["pitch"] for e in new})
     (out / "pitches.json").write_text(json.dumps(pitches))

@@ -39,10 +39,9 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
       finetune.extend_vocab=true run_dir="$RUN/lora" train.steps="$FT_STEPS" train.lr="$LORA_LR" train.warmup_steps=50 \
       train.max_seconds="$FT_SECONDS" train.ckpt_every=100 train.num_workers=0 'train.lora={rank:8,alpha:16}'
 fi
-PITCHES=$(python -c "import json; p = json.load(open('$M/pitches.json')); print(json.dumps(p + p).replace(' ', ''))" \
-          2>/dev/null || echo "[]")
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   echo "== stage 5: 2 notes per recorded pitch of $INSTRUMENT from each model"
+  PITCHES=$(python -c "import json; p = json.load(open('$M/pitches.json')); print(json.dumps(p + p).replace(' ', ''))")
   n=$(python -c "import json; print(len(json.loads('$PITCHES')))")
   for m in "${MODELS[@]}"; do
     # the base never saw the label: it is asked for its nearest instrument by range (alto) as the 'before' row
