@@ -182,7 +182,8 @@ def check_config(cfg: dict) -> None:
         raise _bad("objective.parameterization", obj["parameterization"], list(objectives.PARAMETERIZATIONS))
     if obj.get("noise_dist") is not None and obj["noise_dist"] not in objectives.NOISE_DISTRIBUTIONS:
         raise _bad("objective.noise_dist", obj["noise_dist"], ["null", *objectives.NOISE_DISTRIBUTIONS])
-    for key, (allowed, ok) in {"sigma_data": ("a number > 0", lambda v: _is_num(v) and v > 0),
+    for key, (allowed, ok) in {"sigma_data": ("a number > 0 or auto (measured on the training data)",
+                                              lambda v: v == "auto" or (_is_num(v) and v > 0)),
                                "p_mean": ("a number", _is_num),
                                "p_std": ("a number > 0", lambda v: _is_num(v) and v > 0),
                                "num_train_steps": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
@@ -354,6 +355,12 @@ class DiffusionTask:
         self.saved_keys = {n for n, p in net.named_parameters() if p.requires_grad} if (lora and init is not None) \
             else None
         net.to(device)
+        if cfg["objective"].get("sigma_data") == "auto":  # the data's own scale (data/stats.py), stored resolved
+            from ..data.stats import model_space_rms
+
+            rms, n = model_space_rms(self.dataset, representation, melspec)
+            cfg["objective"] = {**cfg["objective"], "sigma_data": round(rms, 4)}
+            log.info("objective.sigma_data=auto: %.4f (RMS of %d training items in model space)", rms, n)
         denoiser = objectives.build(net, cfg["objective"]).to(device)
         params = [p for p in net.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=t["lr"], betas=tuple(t["betas"]), weight_decay=t["weight_decay"])
