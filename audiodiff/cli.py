@@ -48,6 +48,11 @@ MISSING_HINTS = {
 }
 
 
+# where a group that an experiment may leave unchosen goes, by task: the mel contract is the data's (data.mel) for
+# a diffusion model and the top-level `mel` of a vocoder run
+GROUP_PLACES = {"mel": {"diffusion": "data.mel", "vocoder": "mel"}}
+
+
 def _require(cfg, finetune: bool = False) -> None:
     """Every `???` value is given; a fine-tune names the run it starts from."""
     from omegaconf import OmegaConf
@@ -315,13 +320,15 @@ def help_training(cmd: str, args: list[str]) -> str:
     groups = config_groups()
     # a group placed at another package is chosen as `group@package` (mel@data.mel: the mel contract of the data)
     named = {g: [c for c in choices if c == g or c.startswith(g + "@")] for g in groups}
-    width = max(len(c) for g in groups for c in (named[g] or [g])) + 2
+    task = cfg.get("task") or "diffusion"
+    width = max(len(c) for g in groups for c in (named[g] or [f"+{g}@{GROUP_PLACES.get(g, {}).get(task, '')}"])) + 2
     lines += ["Config groups (choose one option with group=option; now: the option in use):"]
     for g, opts in groups.items():
         for c in named[g]:
             lines.append(f"  {(c + '=').ljust(width)}  now: {choices[c] or 'none'};  options: {', '.join(opts)}")
         if not named[g]:  # a group the defaults list does not name (e.g. vocoder): appended with +group=option
-            lines.append(f"  {('+' + g + '=').ljust(width)}  not chosen (add one with +{g}=...);  "
+            add = f"+{g}@{GROUP_PLACES[g][task]}" if task in GROUP_PLACES.get(g, {}) else f"+{g}"
+            lines.append(f"  {(add + '=').ljust(width)}  not chosen (add one with {add}=...);  "
                          f"options: {', '.join(opts)}")
     lines += [""]
     try:

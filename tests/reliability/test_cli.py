@@ -250,8 +250,18 @@ def test_train_help_lists_the_composed_keys_and_groups(capsys):
     assert re.search(r"^  train\.steps +  = 20000$", out, re.M)
     assert re.search(r"^  name +  = default$", out, re.M)
     assert re.search(r"^  model=  +now: unet1d_small;  options: unet1d_base, .*unet2d_small$", out, re.M)
-    assert "experiment=   now: none;" in out and "custom" in out
+    assert re.search(r"^  experiment= +now: none;", out, re.M) and "custom" in out
     assert "Example: audiodiff train experiment=tones" in out
+
+
+def test_help_names_the_place_of_an_unchosen_mel_contract_and_the_hint_composes(capsys):
+    cli.main(["train", "--help"])
+    hint = re.search(r"^  (\+mel@\S+)= +not chosen \(add one with \1=\.\.\.\)", capsys.readouterr().out, re.M)
+    assert hint and hint.group(1) == "+mel@data.mel"
+    cfg = cli.compose([f"{hint.group(1)}=fsdd"])
+    assert cfg.data.mel.n_mels == 64 and cfg.data.mel.hop_length == 128  # configs/mel/fsdd.yaml, where data reads it
+    cli.main(["train", "task=vocoder", "--help"])
+    assert re.search(r"^  \+mel@mel= +not chosen", capsys.readouterr().out, re.M)
 
 
 def test_help_follows_the_experiment_given(capsys):
