@@ -15,6 +15,10 @@ For `eps` and `v` the input `c_in * x` is exactly the VP-diffused sample `sqrt(a
 The loss is the mean squared error between the network output `F` and its effective target
 `(x0 - c_skip * x) / c_out` — which is the noise for `eps`, `v` for `v`, x0 for `x0` and EDM's
 weighted loss for `edm` — so prediction types are converted here and nowhere else.
+`min_snr_gamma` (Hang et al. 2023, "Min-SNR weighting") reweights that loss so that, read in x0 space, each
+noise level counts `min(SNR, gamma)` with `SNR = 1 / sigma^2` (the VP signal-to-noise ratio
+`alpha^2 / sigma_vp^2` of the same level): the F-space weight is `min(SNR, gamma) * c_out^2`, which is
+`min(SNR, gamma) / SNR` for `eps`, `min(SNR, gamma) / (SNR + 1)` for `v` and `min(SNR, gamma)` for `x0`.
 The network always receives `c_noise = log(sigma) / 4` (EDM's choice), which is continuous, so a
 model trained on discrete VP timesteps is sampled with any schedule.
 """
@@ -42,11 +46,13 @@ class Denoiser(nn.Module):
         p_mean, p_std: log-normal parameters (EDM: -1.2, 1.2).
         num_train_steps: number of discrete timesteps of a VP training distribution.
         cond_drop_prob: probability that training drops all global conditions of an item (CFG).
+        min_snr_gamma: None (the parameterisation's own weighting) or gamma > 0 of Min-SNR-gamma loss weighting
+            (Hang et al. 2023; 5 in the paper): easy low-noise levels stop dominating the gradient.
     """
 
     def __init__(self, net: nn.Module, parameterization: str = "edm", sigma_data: float = 0.5,
                  noise_dist: str | None = None, p_mean: float = -1.2, p_std: float = 1.2,
-                 num_train_steps: int = 1000, cond_drop_prob: float = 0.0):
+                 num_train_steps: int = 1000, cond_drop_prob: float = 0.0, min_snr_gamma: float | None = None):
         super().__init__()
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"unknown parameterization {parameterization!r}; allowed: {PARAMETERIZATIONS}")
@@ -58,6 +64,8 @@ class Denoiser(nn.Module):
             raise ValueError(f"sigma_data must be positive; got {sigma_data}")
         if not 0.0 <= cond_drop_prob < 1.0:
             raise ValueError(f"cond_drop_prob must be in [0, 1); got {cond_drop_prob}")
+        if min_snr_gamma is not None and not min_snr_gamma > 0:
+            raise ValueError(f"min_snr_gamma must be null or a number > 0; got {min_snr_gamma}")
         self.net = net
         self.parameterization = parameterization
         self.sigma_data = float(sigma_data)
@@ -65,6 +73,7 @@ class Denoiser(nn.Module):
         self.p_mean, self.p_std = float(p_mean), float(p_std)
         self.num_train_steps = int(num_train_steps)
         self.cond_drop_prob = float(cond_drop_prob)
+        self.min_snr_gamma = None if min_snr_gamma is None else float(min_snr_gamma)
         if noise_dist != "lognormal":
             betas = (schedules.betas_linear if noise_dist == "vp_linear" else schedules.betas_cosine)(num_train_steps)
             self.register_buffer("train_sigmas", schedules.sigmas_from_betas(betas).float(), persistent=False)
@@ -90,6 +99,14 @@ class Denoiser(nn.Module):
             c_in = (s ** 2 + sd ** 2).rsqrt()
         c_noise = s.clamp(min=1e-20).log() / 4
         return c_skip, c_out, c_in, c_noise
+
+    def loss_weight(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The per-item weight on the F-space squared error at noise levels `sigma` (ones without Min-SNR)."""
+        s = sigma.float()
+        if self.min_snr_gamma is None:
+            return torch.ones_like(s)
+        c_out = self.scalings(s)[1]
+        return (s.pow(-2).clamp(max=self.min_snr_gamma) * c_out ** 2)
 
     def _expand(self, sigma, x: torch.Tensor) -> torch.Tensor:
         sigma = torch.as_tensor(sigma, device=x.device, dtype=torch.float32)
@@ -164,13 +181,16 @@ class Denoiser(nn.Module):
         f, c_skip, c_out = self.raw(x, sigma, **cond)
         target = (x0.float() - self._bcast(c_skip, x0) * x.float()) / self._bcast(c_out, x0)
         per_item = (f - target).pow(2).flatten(1).mean(1)
+        if self.min_snr_gamma is not None:
+            per_item = per_item * self.loss_weight(sigma)
         return per_item.mean() if reduce else per_item
 
 
 def build(net: nn.Module, cfg: dict | None = None) -> Denoiser:
     """Denoiser from a config dict (`parameterization`, `sigma_data`, `noise_dist`, ...)."""
     cfg = dict(cfg or {})
-    allowed = {"parameterization", "sigma_data", "noise_dist", "p_mean", "p_std", "num_train_steps", "cond_drop_prob"}
+    allowed = {"parameterization", "sigma_data", "noise_dist", "p_mean", "p_std", "num_train_steps", "cond_drop_prob",
+               "min_snr_gamma"}
     unknown = sorted(set(cfg) - allowed)
     if unknown:
         raise ValueError(f"unknown objective settings {unknown}; allowed: {sorted(allowed)}")

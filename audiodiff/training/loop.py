@@ -187,7 +187,9 @@ def check_config(cfg: dict) -> None:
                                "p_mean": ("a number", _is_num),
                                "p_std": ("a number > 0", lambda v: _is_num(v) and v > 0),
                                "num_train_steps": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
-                               "cond_drop_prob": ("a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1)}.items():
+                               "cond_drop_prob": ("a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1),
+                               "min_snr_gamma": ("null (off) or a number > 0 (Min-SNR-gamma weighting; 5 is usual)",
+                                                 lambda v: v is None or (_is_num(v) and v > 0))}.items():
         if key in obj and not ok(obj[key]):
             raise _bad(f"objective.{key}", obj[key], allowed)
 

@@ -1,0 +1,98 @@
+"""objective.min_snr_gamma: Min-SNR-gamma loss weighting (Hang et al. 2023), checked against the paper's closed forms."""
+import pytest
+import torch
+from torch import nn
+
+from audiodiff import objectives
+from audiodiff.objectives import Denoiser
+from audiodiff.training import loop
+from tests.helpers import tiny_cfg
+
+PARAMS = ["eps", "v", "x0", "edm"]
+
+
+class Wobbly(nn.Module):
+    """A fixed, non-ideal network: a 1x1 conv and a noise-level shift, so every loss is positive."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.w = nn.Parameter(torch.randn(2, 2, 1, generator=g) * 0.5)
+
+    def forward(self, x, c_noise, **cond):
+        return torch.nn.functional.conv1d(x, self.w) + c_noise.reshape(-1, 1, 1)
+
+
+def batch():
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(6, 2, 32, generator=g) * 0.4
+    noise = torch.randn(6, 2, 32, generator=g)
+    sigma = torch.tensor([0.01, 0.1, 0.3, 0.6, 2.0, 40.0])  # SNR 10000 ... 0.000625, either side of gamma = 5
+    return x0, noise, sigma
+
+
+@pytest.mark.parametrize("p", PARAMS)
+def test_weighted_loss_is_min_snr_times_the_x0_error(p):
+    """Read in x0 space, every item's loss is min(SNR, gamma) * |D(x, sigma) - x0|^2 with SNR = 1 / sigma^2."""
+    x0, noise, sigma = batch()
+    den = Denoiser(Wobbly(), p, min_snr_gamma=5.0).eval()
+    got = den.loss(x0, sigma=sigma, noise=noise, reduce=False)
+    with torch.no_grad():
+        x0_err = (den(x0 + sigma.reshape(-1, 1, 1) * noise, sigma) - x0).pow(2).flatten(1).mean(1)
+    snr = 1 / sigma.double() ** 2
+    want = torch.minimum(snr, torch.tensor(5.0, dtype=torch.float64)) * x0_err.double()
+    torch.testing.assert_close(got.double(), want, rtol=2e-4, atol=1e-7)
+
+
+def test_weights_match_the_papers_forms():
+    """eps: min(SNR, gamma) / SNR; v: min(SNR, gamma) / (SNR + 1); x0: min(SNR, gamma) (Hang et al. 2023, sec. 3.4)."""
+    sigma = torch.tensor([0.1, 0.5, 1.0, 3.0], dtype=torch.float64)
+    snr, g = 1 / sigma ** 2, 5.0
+    m = snr.clamp(max=g)
+    # by hand: SNR = 100, 4, 1, 1/9
+    torch.testing.assert_close(m, torch.tensor([5.0, 4.0, 1.0, 1 / 9], dtype=torch.float64))
+    want = {"eps": m / snr, "v": m / (snr + 1), "x0": m}
+    for p, w in want.items():
+        got = Denoiser(nn.Identity(), p, min_snr_gamma=g).loss_weight(sigma.float())
+        torch.testing.assert_close(got.double(), w, rtol=1e-5, atol=1e-7)
+    assert Denoiser(nn.Identity(), "eps", min_snr_gamma=g).loss_weight(torch.tensor([0.1])).item() == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("p", PARAMS)
+def test_off_is_the_plain_loss(p):
+    x0, noise, sigma = batch()
+    net = Wobbly()
+    plain = Denoiser(net, p).loss(x0, sigma=sigma, noise=noise, reduce=False)
+    off = Denoiser(net, p, min_snr_gamma=None).loss(x0, sigma=sigma, noise=noise, reduce=False)
+    assert torch.equal(plain, off) and bool((plain > 0).all())
+    # eps with gamma above every SNR of the batch weighs each item by 1: the plain eps loss again
+    if p == "eps":
+        big = Denoiser(net, p, min_snr_gamma=1e9).loss(x0, sigma=sigma, noise=noise, reduce=False)
+        torch.testing.assert_close(big, plain)
+
+
+def test_bad_gamma_is_refused():
+    with pytest.raises(ValueError, match="min_snr_gamma must be null or a number > 0; got 0"):
+        Denoiser(nn.Identity(), "v", min_snr_gamma=0)
+    den = objectives.build(nn.Identity(), {"parameterization": "v", "min_snr_gamma": 5})
+    assert den.min_snr_gamma == 5.0
+
+
+def test_bad_gamma_in_a_run_names_the_setting(tmp_path):
+    cfg = tiny_cfg(tmp_path / "bad")
+    cfg["objective"]["min_snr_gamma"] = "high"
+    with pytest.raises(loop.TrainingError, match=r"objective.min_snr_gamma.*null \(off\) or a number > 0"):
+        loop.train(cfg)
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
+def test_a_min_snr_run_trains_and_stores_gamma(tmp_path):
+    import json
+
+    from audiodiff.training.checkpoint import load_checkpoint
+
+    cfg = tiny_cfg(tmp_path / "run", steps=2)
+    cfg["objective"] = {"parameterization": "v", "min_snr_gamma": 5.0, "cond_drop_prob": 0.0}
+    loop.train(cfg)
+    meta = json.loads((load_checkpoint(tmp_path / "run")["dir"] / "meta.json").read_text())
+    assert meta["objective"]["min_snr_gamma"] == 5.0
