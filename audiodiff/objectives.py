@@ -24,6 +24,7 @@ model trained on discrete VP timesteps is sampled with any schedule.
 """
 from __future__ import annotations
 
+import inspect
 
 import torch
 from torch import nn
@@ -189,8 +190,7 @@ class Denoiser(nn.Module):
 def build(net: nn.Module, cfg: dict | None = None) -> Denoiser:
     """Denoiser from a config dict (`parameterization`, `sigma_data`, `noise_dist`, ...)."""
     cfg = dict(cfg or {})
-    allowed = {"parameterization", "sigma_data", "noise_dist", "p_mean", "p_std", "num_train_steps", "cond_drop_prob",
-               "min_snr_gamma"}
+    allowed = set(inspect.signature(Denoiser.__init__).parameters) - {"self", "net"}
     unknown = sorted(set(cfg) - allowed)
     if unknown:
         raise ValueError(f"unknown objective settings {unknown}; allowed: {sorted(allowed)}")
