@@ -25,6 +25,7 @@ model trained on discrete VP timesteps is sampled with any schedule.
 from __future__ import annotations
 
 import inspect
+import numbers
 
 import torch
 from torch import nn
@@ -61,8 +62,11 @@ class Denoiser(nn.Module):
             noise_dist = {"edm": "lognormal", "x0": "lognormal", "eps": "vp_linear", "v": "vp_cosine"}[parameterization]
         if noise_dist not in NOISE_DISTRIBUTIONS:
             raise ValueError(f"unknown noise_dist {noise_dist!r}; allowed: {NOISE_DISTRIBUTIONS}")
-        if not sigma_data > 0:
-            raise ValueError(f"sigma_data must be positive; got {sigma_data}")
+        if sigma_data == "auto":  # resolved by train() from the training data before the Denoiser is built
+            raise ValueError("sigma_data='auto' must be resolved to a number first (train() measures it with "
+                             "audiodiff.data.stats.model_space_rms); got it unresolved")
+        if isinstance(sigma_data, bool) or not isinstance(sigma_data, numbers.Real) or not sigma_data > 0:
+            raise ValueError(f"sigma_data must be a number > 0 or auto; got {sigma_data!r}")
         if not 0.0 <= cond_drop_prob < 1.0:
             raise ValueError(f"cond_drop_prob must be in [0, 1); got {cond_drop_prob}")
         if min_snr_gamma is not None and not min_snr_gamma > 0:

@@ -186,8 +186,10 @@ def test_bad_settings_raise_naming_allowed():
         Denoiser(nn.Identity(), "score")
     with pytest.raises(ValueError, match=r"noise_dist 'uniform'; allowed: \('lognormal', 'vp_linear', 'vp_cosine'\)"):
         Denoiser(nn.Identity(), "edm", noise_dist="uniform")
-    with pytest.raises(ValueError, match="sigma_data must be positive"):
+    with pytest.raises(ValueError, match="sigma_data must be a number > 0 or auto; got 0"):
         Denoiser(nn.Identity(), "edm", sigma_data=0)
+    with pytest.raises(ValueError, match="sigma_data='auto' must be resolved"):
+        Denoiser(nn.Identity(), "edm", sigma_data="auto")
     with pytest.raises(ValueError, match=r"cond_drop_prob must be in \[0, 1\)"):
         Denoiser(nn.Identity(), "edm", cond_drop_prob=1.0)
     with pytest.raises(ValueError, match=r"unknown objective settings \['param'\]; allowed: .*parameterization"):
