@@ -69,12 +69,11 @@ def test_experiment_composes_and_builds(name, shared_data, monkeypatch, tmp_path
         assert net_cfg["num_classes"] == info["num_classes"]
     with torch.device("meta"):
         net = models.build(net_cfg)
-    if cfg["objective"].get("sigma_data") == "auto":  # what train() does before it builds the Denoiser
-        from audiodiff.data.stats import model_space_rms
+    from audiodiff.data.stats import resolve_sigma_data  # what train() does before it builds the Denoiser
 
-        rms, _ = model_space_rms(train_ds, cfg["data"].get("representation", "waveform"), mel, max_items=8)
-        cfg["objective"]["sigma_data"] = rms
-    den = objectives.build(net, cfg["objective"])
+    objective = resolve_sigma_data(cfg["objective"], train_ds, cfg["data"].get("representation", "waveform"), mel,
+                                   max_items=8)
+    den = objectives.build(net, objective)
     assert den.parameterization in objectives.PARAMETERIZATIONS
     for k in info["conditions"]:
         assert k in ("labels", "pitch")

@@ -14,6 +14,7 @@ and fine-tuning read it from there.
 """
 from __future__ import annotations
 
+import logging
 import random
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 from .collate import collate, split_batch
 
 MAX_ITEMS = 512
+log = logging.getLogger("audiodiff.train")
 
 
 def model_space_rms(dataset, representation: str, melspec=None, max_items: int = MAX_ITEMS,
@@ -52,3 +54,14 @@ def model_space_rms(dataset, representation: str, melspec=None, max_items: int =
         raise ValueError(f"objective.sigma_data=auto: the training data measure RMS {rms} (all silent?); "
                          "set objective.sigma_data to a number > 0")
     return rms, len(idx)
+
+
+def resolve_sigma_data(objective: dict, dataset, representation: str, melspec=None,
+                       max_items: int = MAX_ITEMS) -> dict:
+    """`objective` with `sigma_data: auto` replaced by :func:`model_space_rms` of `dataset` (4 decimals, the number
+    the run stores); any other `objective` is returned as it is."""
+    if objective.get("sigma_data") != "auto":
+        return objective
+    rms, n = model_space_rms(dataset, representation, melspec, max_items=max_items)
+    log.info("objective.sigma_data=auto: %.4f (RMS of %d training items in model space)", rms, n)
+    return {**objective, "sigma_data": round(rms, 4)}

@@ -27,6 +27,7 @@ from torch import nn
 from .. import models, objectives, samplers, schedules
 from ..conditions import ConditionSpec
 from ..data.collate import split_batch  # noqa: F401  (also imported from here: benchmarks/time_to_quality.py)
+from ..data.stats import resolve_sigma_data
 from ..config import ConfigError, config_dir, section_defaults
 from ..mel import MelSpec
 from ..runs.checkpoint import CheckpointError
@@ -357,12 +358,8 @@ class DiffusionTask:
         self.saved_keys = {n for n, p in net.named_parameters() if p.requires_grad} if (lora and init is not None) \
             else None
         net.to(device)
-        if cfg["objective"].get("sigma_data") == "auto":  # the data's own scale (data/stats.py), stored resolved
-            from ..data.stats import model_space_rms
-
-            rms, n = model_space_rms(self.dataset, representation, melspec)
-            cfg["objective"] = {**cfg["objective"], "sigma_data": round(rms, 4)}
-            log.info("objective.sigma_data=auto: %.4f (RMS of %d training items in model space)", rms, n)
+        # `sigma_data: auto`: the data's own scale (data/stats.py), stored resolved
+        cfg["objective"] = resolve_sigma_data(cfg["objective"], self.dataset, representation, melspec)
         denoiser = objectives.build(net, cfg["objective"]).to(device)
         params = [p for p in net.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=t["lr"], betas=tuple(t["betas"]), weight_decay=t["weight_decay"])
