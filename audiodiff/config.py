@@ -164,8 +164,13 @@ def config_groups() -> dict[str, list[str]]:
             if g.is_dir() and any(g.glob("*.yaml"))}
 
 
-def _unknown_override(key: str, others: list[str]) -> str:
-    """Explain an override Hydra could not apply: name the section and list its keys."""
+def _unknown_override(key: str, others: list[str], value: str | None = None) -> str:
+    """Explain an override Hydra could not apply: name the section and list its keys.
+
+    A whole section given as a dict (`data.mel={n_mels:64}`) where the config has none is most often meant as an
+    addition, so the message then says how to add it (`+data.mel=...`); for a plain value it does not, since an
+    unknown plain key is most often a typo.
+    """
     from omegaconf import DictConfig
 
     try:
@@ -183,8 +188,11 @@ def _unknown_override(key: str, others: list[str]) -> str:
             return f"cannot set {key!r}: {here} is null in this config; set it as a whole, e.g. '{here}={{{rest}:...}}'"
         return f"cannot set {key!r}: {here} is a value, not a section"
     section = ".".join(parts[:depth]) or "the top level"
+    hint = ""
+    if value is not None and value.strip().startswith("{") and depth == len(parts) - 1:
+        hint = f" (to add it as a new section write +{key}={value.strip()})"
     return (f"unknown setting {key!r}: {section} has no key {parts[depth]!r}; allowed: "
-            f"{', '.join(str(k) for k in node.keys())}")
+            f"{', '.join(str(k) for k in node.keys())}{hint}")
 
 
 def _declared_missing(overrides: list[str]) -> list[str]:
@@ -252,7 +260,8 @@ def compose(overrides: list[str]):
         if m:
             key = m.group(1)
             others = [a for a in hydra_overrides if _override_key(a) != key]
-            raise UsageError(_unknown_override(key, others)) from None
+            given = [a.split("=", 1)[1] for a in hydra_overrides if _override_key(a) == key and "=" in a]
+            raise UsageError(_unknown_override(key, others, given[0] if given else None)) from None
         raise UsageError(_one_line(e)) from None
     except HydraException as e:
         raise UsageError(_one_line(e)) from None

@@ -165,6 +165,16 @@ def test_dotted_key_under_a_null_section_says_how_to_set_it(capsys):
     assert_one_line(err, "config", "train.lora is null", "'train.lora={rank:...}'")
 
 
+def test_new_section_as_a_dict_says_how_to_add_it_and_the_hint_composes(capsys):
+    code, _, err = main_exit(capsys, ["config", "experiment=tones", "data.mel={n_mels:64}"])
+    assert code == 2
+    assert_one_line(err, "config", "data has no key 'mel'", "+data.mel={n_mels:64}")
+    assert cli.compose(["experiment=tones", "+data.mel={n_mels:64}"]).data.mel.n_mels == 64
+    code, _, err = main_exit(capsys, ["config", "experiment=tones", "train.stepz=5"])  # a typo: no such hint
+    assert code == 2
+    assert "train has no key 'stepz'" in err and "+train" not in err
+
+
 # ---------------------------------------------------------------------- 6 / 12. generate passes values through
 @pytest.mark.parametrize("arg, fragment", [
     ("n=2.7", "n=2.7 is not allowed"), ("n=0", "n=0 is not allowed"), ("steps=2.5", "steps=2.5 is not allowed"),
