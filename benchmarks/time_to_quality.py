@@ -76,6 +76,22 @@ RESULT = "time_to_quality"
 
 
 # ------------------------------------------------------------------------------------------------ arguments
+def parse_pitch_range(text: str) -> tuple[int, int]:
+    """`"LO:HI"` -> `(LO, HI)` MIDI, inclusive; raises naming the option and the allowed form."""
+    try:
+        lo, hi = (int(v) for v in str(text).split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: LO:HI, two MIDI integers, e.g. 21:93")
+    if not 0 <= lo <= hi <= 127:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: LO:HI with 0 <= LO <= HI <= 127")
+    return lo, hi
+
+
+def in_pitch_range(pitch, pitch_range) -> bool:
+    """Whether a MIDI pitch lies in `pitch_range` `(lo, hi)` (inclusive); every pitch does when it is None."""
+    return pitch_range is None or pitch_range[0] <= round(float(pitch)) <= pitch_range[1]
+
+
 def parse_args(argv):
     """`(args, overrides)`; every `key=value` argument that is not an option is a Hydra override."""
     p = argparse.ArgumentParser(prog="time_to_quality.py", description=__doc__.split("\n")[0])
@@ -97,6 +113,9 @@ def parse_args(argv):
     p.add_argument("--judge-epochs", type=int, default=30, help="epochs of the judge trained when --judge is absent")
     p.add_argument("--real-n", type=int, default=200, help="real held-out clips in the reference row")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (item k uses seed + k, at every point)")
+    p.add_argument("--pitch-range", type=parse_pitch_range, default=None, metavar="LO:HI",
+                   help="score only the pitches in MIDI LO..HI (generated and real held-out notes), e.g. piano "
+                        "21:93 where pYIN reads the real notes at 16 kHz (default: every recorded pitch)")
     p.add_argument("--gen-batch", type=int, default=50, help="generations per sampler call (memory only)")
     p.add_argument("--side", choices=SIDES, default=None, help=argparse.SUPPRESS)  # internal: one side only
     args, rest = p.parse_known_args(argv)
@@ -196,8 +215,11 @@ def _balanced(entries: list[dict], key, n: int) -> list[dict]:
     return out
 
 
-def make_requests(cfg: dict, info: dict, n_per_class: int, train_entries) -> list[dict]:
-    """What to generate at each point: one dict per item with `labels` (a vocabulary value) and/or `pitch`."""
+def make_requests(cfg: dict, info: dict, n_per_class: int, train_entries, pitch_range=None) -> list[dict]:
+    """What to generate at each point: one dict per item with `labels` (a vocabulary value) and/or `pitch`.
+
+    `pitch_range` `(lo, hi)` keeps only the recorded pitches in MIDI lo..hi (pitch-only recipes).
+    """
     conds = info.get("conditions") or {}
     vocab = info.get("vocab")
     if "labels" in conds:
@@ -218,6 +240,10 @@ def make_requests(cfg: dict, info: dict, n_per_class: int, train_entries) -> lis
         else:
             pf = conds["pitch"]
             pitches = sorted({int(round(e[pf])) for e in train_entries})
+        pitches = [p for p in pitches if in_pitch_range(p, pitch_range)]
+        if not pitches:
+            raise UsageError(f"--pitch-range {pitch_range[0]}:{pitch_range[1]} holds none of the recorded pitches; "
+                             f"allowed: a range that meets MIDI {info.get('pitch_range')}")
         return [{"pitch": p} for p in pitches for _ in range(n_per_class)]
     raise UsageError(f"data.conditions={conds}: the benchmark scores class labels (a judge) or pitches; this "
                      "recipe's data has neither; allowed: conditions with 'labels' and/or 'pitch'")
@@ -341,13 +367,17 @@ def prepare_plan(cfg: dict, args, out: Path) -> dict:
     info = build_dataset(data_cfg, split="train", seed=cfg["train"]["seed"])["info"]  # fills the mel cache
     log.info("data: built the training set in %.1f s", time.perf_counter() - t0)
     conds = info.get("conditions") or {}
+    if args.pitch_range is not None and (conds.get("labels") or "pitch" not in conds):
+        raise UsageError(f"--pitch-range applies to pitch-only recipes (piano, tones, tones_full); {args.recipe}'s "
+                         f"data conditions are {conds}")
     manifest = data_cfg.get("kind", "manifest") == "manifest"
     train_e = valid_e = None
     if manifest:
         _, train_e, valid_e = _data_split(cfg)
     plan = {"recipe": args.recipe, "experiment": RECIPES[args.recipe], "info": info,
             "sample_rate": int(info["sample_rate"]), "label_field": conds.get("labels"), "pitch": "pitch" in conds,
-            "requests": make_requests(cfg, info, args.n_per_class, train_e), "judge": None}
+            "requests": make_requests(cfg, info, args.n_per_class, train_e, args.pitch_range), "judge": None,
+            "pitch_range": args.pitch_range}
     with torch.device("meta"):
         plan["ours_params"] = sum(p.numel() for p in models.build(our_network_config(cfg, info)).parameters())
     sr = plan["sample_rate"]
@@ -355,7 +385,8 @@ def prepare_plan(cfg: dict, args, out: Path) -> dict:
     # ---- the real held-out row (and the judge + FD reference for labelled sets)
     if manifest:
         lf, pf = conds.get("labels"), conds.get("pitch")
-        held = _balanced(valid_e, (lambda e: e[lf]) if lf else (lambda e: round(e[pf])), args.real_n)
+        held = [e for e in valid_e if not pf or in_pitch_range(e[pf], args.pitch_range)]
+        held = _balanced(held, (lambda e: e[lf]) if lf else (lambda e: round(e[pf])), args.real_n)
         real_clips = [_load_clip(e["path"], sr) for e in held]
         real_asked = [{**({"labels": e[lf]} if lf else {}), **({"pitch": int(round(e[pf]))} if pf else {})}
                       for e in held]
@@ -660,8 +691,12 @@ def markdown(result: dict) -> str:
     have = [(k, h) for k, h in metric_cols if any(k in p["metrics"] for p in pts) or k in result["real"]]
     head = ["side", "params M", "minutes", "step", "sampler"] + [h for _, h in have]
     lines = [f"### {result['recipe']}: quality against training minutes ({result['settings']['threads']} thread(s) "
-             f"per side, {result['settings']['schedule']})", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+             f"per side, {result['settings']['schedule']})", ""]
+    pr = result["settings"].get("pitch_range")
+    if pr:
+        lines += [f"Pitches scored: the recorded pitches in MIDI {pr[0]}..{pr[1]} (`--pitch-range`), generated and "
+                  "real alike.", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in pts:
         s = p["sampler"]
         g = "" if s["guidance"] is None else f", cfg {s['guidance']:g}"
@@ -833,6 +868,7 @@ def main(argv=None) -> dict:
         "overrides": overrides, "hardware": _hardware(args.threads),
         "settings": {"minutes": args.minutes, "eval_every_minutes": args.eval_every_minutes,
                      "n_per_class": args.n_per_class, "n_generated": len(plan["requests"]),
+                     "pitch_range": args.pitch_range,
                      "threads": args.threads, "schedule": schedule, "seed": args.seed,
                      "sampler": f"ours {method} {args.steps} steps, peer VSampler {args.steps} steps, "
                                 f"guidance {args.guidance:g}, seed {args.seed}",

@@ -24,18 +24,40 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
 
-def requests_for(plan: dict, pitches: str | None, n_per_pitch: int) -> list[dict]:
-    """The plan's requests, or for pitch-only plans `between` (the semitones between the trained pitches)."""
+def requests_for(plan: dict, pitches: str | None, n_per_pitch: int, pitch_range=None) -> list[dict]:
+    """The plan's requests, or for pitch-only plans `between` (the semitones between the trained pitches) or a
+    list; `pitch_range` `(lo, hi)` then keeps the pitches in MIDI lo..hi."""
+    from time_to_quality import in_pitch_range
+
+    if (pitches is not None or pitch_range is not None) and (plan["label_field"] or not plan["pitch"]):
+        raise SystemExit("--pitches / --pitch-range apply to pitch-only recipes (piano, tones); this plan has labels "
+                         "or no pitch")
     if pitches is None:
-        return plan["requests"]
-    if plan["label_field"] or not plan["pitch"]:
-        raise SystemExit("--pitches applies to pitch-only recipes (piano, tones); this plan has labels or no pitch")
-    trained = sorted({int(r["pitch"]) for r in plan["requests"]})
-    if pitches == "between":
-        chosen = [p for p in range(trained[0], trained[-1] + 1) if p not in trained]
+        reqs = plan["requests"]
     else:
-        chosen = [int(p) for p in pitches.split(",")]
-    return [{"pitch": p} for p in chosen for _ in range(n_per_pitch)]
+        trained = sorted({int(r["pitch"]) for r in plan["requests"]})
+        if pitches == "between":
+            chosen = [p for p in range(trained[0], trained[-1] + 1) if p not in trained]
+        else:
+            chosen = [int(p) for p in pitches.split(",")]
+        reqs = [{"pitch": p} for p in chosen for _ in range(n_per_pitch)]
+    reqs = [r for r in reqs if in_pitch_range(r["pitch"], pitch_range)]
+    if not reqs:
+        raise SystemExit(f"--pitch-range {pitch_range[0]}:{pitch_range[1]} leaves no pitch to score")
+    return reqs
+
+
+def real_in_range(out: Path, plan: dict, pitch_range, real_n: int) -> tuple[list, list[dict]]:
+    """The run's real held-out notes (its config's split, as time_to_quality takes them) with a pitch in range."""
+    import yaml
+
+    import time_to_quality as T
+
+    cfg = yaml.safe_load((out / "ours" / "run" / "config.yaml").read_text())
+    _, _, valid = T._data_split(cfg)
+    pf = cfg["data"]["conditions"]["pitch"]
+    held = T._balanced([e for e in valid if T.in_pitch_range(e[pf], pitch_range)], lambda e: round(e[pf]), real_n)
+    return [T._load_clip(e["path"], plan["sample_rate"]) for e in held], [{"pitch": int(round(e[pf]))} for e in held]
 
 
 def main(argv=None) -> dict:
@@ -44,6 +66,9 @@ def main(argv=None) -> dict:
     p.add_argument("--seeds", default="0", help="comma-separated sampling seeds (item k uses seed + k)")
     p.add_argument("--pitches", default=None, help="'between' or a comma-separated MIDI list (pitch-only recipes)")
     p.add_argument("--n-per-pitch", type=int, default=2)
+    p.add_argument("--pitch-range", default=None, metavar="LO:HI",
+                   help="score only MIDI LO..HI (pitch-only recipes), and the real held-out notes in it beside them")
+    p.add_argument("--real-n", type=int, default=200, help="real held-out notes at most, with --pitch-range")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the run's points')")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, default=None)
@@ -55,14 +80,25 @@ def main(argv=None) -> dict:
     from audiodiff import Pipeline
 
     torch.set_num_threads(args.threads)
-    rows = []
+    pitch_range = None
+    if args.pitch_range is not None:
+        try:
+            pitch_range = T.parse_pitch_range(args.pitch_range)
+        except argparse.ArgumentTypeError as e:
+            raise SystemExit(f"--pitch-range: {e}")
+    rows, real_rows = [], []
     for out in args.outs:
         plan = json.loads((out / "plan.json").read_text())
         point = [json.loads(line) for line in (out / "ours" / "points.jsonl").read_text().splitlines()][-1]
         sampler = point["sampler"]
         steps = args.steps or sampler["steps"]
-        asked = requests_for(plan, args.pitches, args.n_per_pitch)
+        asked = requests_for(plan, args.pitches, args.n_per_pitch, pitch_range)
         scorer = T.Scorer(plan)
+        if pitch_range is not None:
+            clips, real_asked = real_in_range(out, plan, pitch_range, args.real_n)
+            m = scorer.score(clips, plan["sample_rate"], real_asked)
+            real_rows.append({"run": str(out), "what": "real held-out notes in the pitch range", "metrics": m})
+            print(f"{out}  real held-out in MIDI {pitch_range[0]}..{pitch_range[1]}  {T._fmt_metrics(m)}", flush=True)
         pipe = Pipeline.from_pretrained(out / "ours" / "run", device="cpu")
         for seed in [int(s) for s in args.seeds.split(",")]:
             gen = pipe.generate(n=len(asked), steps=steps, sampler=sampler["sampler"],
@@ -71,11 +107,11 @@ def main(argv=None) -> dict:
                                 guidance=sampler["guidance"], seed=seed, batch_size=50, progress=False)
             m = scorer.score(gen.audio, gen.sample_rate, asked)
             row = {"run": str(out), "step": pipe.step, "seed": seed, "n": len(asked), "steps": steps,
-                   "pitches": args.pitches or "trained", "metrics": m}
+                   "pitches": args.pitches or "trained", "pitch_range": pitch_range, "metrics": m}
             rows.append(row)
             print(f"{out}  step {pipe.step}  seed {seed}  {T._fmt_metrics(m)}", flush=True)
     scores = [r["metrics"]["score"] for r in rows]
-    summary = {"rows": rows, "mean": sum(scores) / len(scores), "min": min(scores), "max": max(scores)}
+    summary = {"rows": rows, "real": real_rows, "mean": sum(scores) / len(scores), "min": min(scores), "max": max(scores)}
     print(f"primary score over {len(rows)} (run, seed) pairs: mean {summary['mean']:.3f}, "
           f"min {summary['min']:.3f}, max {summary['max']:.3f}")
     if args.json:

@@ -150,3 +150,57 @@ def test_time_to_quality_comparison_and_arguments():
         ttq.parse_args(["--recipe", "fsdd_mel", "--bogus"])
     args, overrides = ttq.parse_args(["--recipe", "fsdd_mel", "train.lr=5e-4", "--peer"])
     assert overrides == ["train.lr=5e-4"] and args.peer and args.threads == 2 and args.n_per_class == 20
+
+
+def test_time_to_quality_pitch_range_keeps_the_recorded_pitches_inside_it():
+    """--pitch-range LO:HI (inclusive) filters the generated requests and the rescored ones; bad ranges are named."""
+    import argparse
+
+    from audiodiff.errors import UsageError
+
+    ttq = _module("time_to_quality")
+    rescore = _module("ttq_rescore")
+    assert ttq.parse_pitch_range("21:93") == (21, 93)
+    for bad in ("93:21", "21-93", "0:128", "a:b"):
+        with pytest.raises(argparse.ArgumentTypeError, match="allowed: LO:HI"):
+            ttq.parse_pitch_range(bad)
+    args, _ = ttq.parse_args(["--recipe", "piano", "--pitch-range", "21:93"])
+    assert args.pitch_range == (21, 93)
+    assert ttq.in_pitch_range(93.4, (21, 93)) and not ttq.in_pitch_range(93.6, (21, 93))
+    assert ttq.in_pitch_range(200, None)
+    entries = [{"path": f"{p}.wav", "pitch": p} for p in (21, 24, 90, 93, 96, 108)]
+    info = {"conditions": {"pitch": "pitch"}, "pitch_range": (21, 108)}
+    reqs = ttq.make_requests({}, info, 2, entries, pitch_range=(22, 95))
+    assert reqs == [{"pitch": p} for p in (24, 24, 90, 90, 93, 93)]
+    assert len(ttq.make_requests({}, info, 1, entries)) == 6
+    with pytest.raises(UsageError, match="holds none of the recorded pitches"):
+        ttq.make_requests({}, info, 1, entries, pitch_range=(100, 104))
+    plan = {"label_field": None, "pitch": True, "requests": [{"pitch": p} for p in (21, 24, 27, 30)]}
+    assert rescore.requests_for(plan, None, 1, (24, 27)) == [{"pitch": 24}, {"pitch": 27}]
+    assert rescore.requests_for(plan, "between", 1, (22, 26)) == [{"pitch": 22}, {"pitch": 23}, {"pitch": 25},
+                                                                   {"pitch": 26}]
+    with pytest.raises(SystemExit, match="applies|apply"):
+        rescore.requests_for({**plan, "label_field": "instrument"}, None, 1, (24, 27))
+
+
+def test_pitch_ceiling_reads_real_notes_per_pitch(tmp_path):
+    """Sines labelled with their own MIDI pitch are read right; a note labelled an octave off is not; the range
+    keeps only the notes inside it."""
+    import numpy as np
+    import soundfile as sf
+
+    sr = 16000
+    t = np.arange(int(0.5 * sr)) / sr
+    rows = []
+    for i, (true, label) in enumerate([(60, 60), (67, 67), (72, 72), (69, 57)]):  # the last is mislabelled
+        hz = 440.0 * 2 ** ((true - 69) / 12)
+        sf.write(tmp_path / f"n{i}.wav", 0.5 * np.sin(2 * np.pi * hz * t), sr)
+        rows.append({"path": f"n{i}.wav", "duration": 0.5, "sample_rate": sr, "pitch": label})
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = _module("pitch_ceiling").main([str(tmp_path), "--seconds", "0.5", "--pitch-range", "60:70",
+                                         "--out", str(tmp_path / "c.json")])
+    full = out["full"]["per_pitch"]
+    assert {m: r["correct"] for m, r in full.items()} == {57: 0, 60: 1, 67: 1, 72: 1}
+    assert out["full"]["accuracy"] == pytest.approx(0.75)
+    assert sorted(out["range"]["per_pitch"]) == [60, 67] and out["range"]["accuracy"] == 1.0
+    assert json.loads((tmp_path / "c.json").read_text())["range"]["pitch_range"] == [60, 70]
