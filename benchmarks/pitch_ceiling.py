@@ -31,8 +31,6 @@ def main(argv=None) -> dict:
     p.add_argument("--out", type=Path, default=None, help="write the JSON here")
     args = p.parse_args(argv)
 
-    import argparse as _ap
-
     from audiodiff.audio import load
     from audiodiff.data.manifest import read_manifest
     from audiodiff.evaluation.pitch import pitch_accuracy
@@ -40,7 +38,7 @@ def main(argv=None) -> dict:
 
     try:
         pitch_range = None if args.pitch_range is None else parse_pitch_range(args.pitch_range)
-    except _ap.ArgumentTypeError as e:
+    except argparse.ArgumentTypeError as e:
         raise SystemExit(f"--pitch-range: {e}")
     entries = [e for e in read_manifest(args.folder / "manifest.jsonl") if args.pitch_field in e]
     if not entries:
