@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
+
+from time_to_quality import in_pitch_range, parse_pitch_range  # noqa: E402  (imports only audiodiff.errors)
 
 
 def main(argv=None) -> dict:
@@ -27,24 +30,21 @@ def main(argv=None) -> dict:
     p.add_argument("--sample-rate", type=int, default=16000, help="the rate the model generates at")
     p.add_argument("--seconds", type=float, default=2.0, help="crop from the start, as the recipe's data does")
     p.add_argument("--pitch-field", default="pitch")
-    p.add_argument("--pitch-range", default=None, metavar="LO:HI", help="also score MIDI LO..HI on its own")
+    p.add_argument("--pitch-range", type=parse_pitch_range, default=None, metavar="LO:HI",
+                   help="also score MIDI LO..HI on its own")
     p.add_argument("--out", type=Path, default=None, help="write the JSON here")
     args = p.parse_args(argv)
 
-    from audiodiff.audio import load
     from audiodiff.data.manifest import read_manifest
     from audiodiff.evaluation.pitch import pitch_accuracy
-    from time_to_quality import in_pitch_range, parse_pitch_range
+    from time_to_quality import _load_clip
 
-    try:
-        pitch_range = None if args.pitch_range is None else parse_pitch_range(args.pitch_range)
-    except argparse.ArgumentTypeError as e:
-        raise SystemExit(f"--pitch-range: {e}")
+    pitch_range = args.pitch_range
     entries = [e for e in read_manifest(args.folder / "manifest.jsonl") if args.pitch_field in e]
     if not entries:
         raise SystemExit(f"{args.folder / 'manifest.jsonl'}: no entry has the field {args.pitch_field!r}")
     n = int(round(args.seconds * args.sample_rate))
-    clips = [load(e["path"], sample_rate=args.sample_rate)[0][0, :n] for e in entries]
+    clips = [_load_clip(e["path"], args.sample_rate)[:n] for e in entries]
     asked = [int(round(float(e[args.pitch_field]))) for e in entries]
 
     def per_pitch(result):
@@ -53,8 +53,8 @@ def main(argv=None) -> dict:
             row = table.setdefault(int(it["asked_midi"]), {"n": 0, "correct": 0, "estimates": []})
             row["n"] += 1
             row["correct"] += int(it["correct"])
-            row["estimates"].append(None if it["estimated_midi"] != it["estimated_midi"]
-                                    else round(it["estimated_midi"], 2))
+            est = it["estimated_midi"]
+            row["estimates"].append(round(est, 2) if math.isfinite(est) else None)
         return table
 
     full = pitch_accuracy(clips, args.sample_rate, asked)
@@ -64,7 +64,7 @@ def main(argv=None) -> dict:
     if pitch_range is not None:
         keep = [i for i, a in enumerate(asked) if in_pitch_range(a, pitch_range)]
         if not keep:
-            raise SystemExit(f"--pitch-range {args.pitch_range}: no note of the folder lies in it")
+            raise SystemExit(f"--pitch-range {pitch_range[0]}:{pitch_range[1]}: no note of the folder lies in it")
         part = pitch_accuracy([clips[i] for i in keep], args.sample_rate, [asked[i] for i in keep])
         out["range"] = {"pitch_range": pitch_range, "accuracy": part["accuracy"], "n": part["n"],
                         "fmin_hz": part["fmin_hz"], "fmax_hz": part["fmax_hz"], "per_pitch": per_pitch(part)}

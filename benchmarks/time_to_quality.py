@@ -310,6 +310,16 @@ def _load_clip(path: str, sample_rate: int):
     return load(path, sample_rate=sample_rate, mono=True)[0][0]
 
 
+def held_out_notes(valid_entries, conds: dict, pitch_range, real_n: int, sample_rate: int) -> tuple[list, list[dict]]:
+    """The real row's clips and requests: up to `real_n` held-out entries, balanced over the class (or the pitch),
+    those with a pitch outside `pitch_range` left out; `(clips (T,) at sample_rate, [{labels?, pitch?}])`."""
+    lf, pf = conds.get("labels"), conds.get("pitch")
+    held = [e for e in valid_entries if not pf or in_pitch_range(e[pf], pitch_range)]
+    held = _balanced(held, (lambda e: e[lf]) if lf else (lambda e: round(e[pf])), real_n)
+    asked = [{**({"labels": e[lf]} if lf else {}), **({"pitch": int(round(e[pf]))} if pf else {})} for e in held]
+    return [_load_clip(e["path"], sample_rate) for e in held], asked
+
+
 def prepare_judge(cfg: dict, args, out: Path, train_entries, valid_entries) -> Path:
     """The judge folder: `--judge DIR`, or one trained once on the real training split (cached in out/judge)."""
     field = cfg["data"]["conditions"]["labels"]
@@ -384,12 +394,7 @@ def prepare_plan(cfg: dict, args, out: Path) -> dict:
 
     # ---- the real held-out row (and the judge + FD reference for labelled sets)
     if manifest:
-        lf, pf = conds.get("labels"), conds.get("pitch")
-        held = [e for e in valid_e if not pf or in_pitch_range(e[pf], args.pitch_range)]
-        held = _balanced(held, (lambda e: e[lf]) if lf else (lambda e: round(e[pf])), args.real_n)
-        real_clips = [_load_clip(e["path"], sr) for e in held]
-        real_asked = [{**({"labels": e[lf]} if lf else {}), **({"pitch": int(round(e[pf]))} if pf else {})}
-                      for e in held]
+        real_clips, real_asked = held_out_notes(valid_e, conds, args.pitch_range, args.real_n, sr)
     else:  # synth: the disjoint validation notes, rendered as waveforms
         vcfg = {**data_cfg, "representation": "waveform", "precompute_mel": False}
         ds = build_dataset(vcfg, split="valid", seed=0)["dataset"]

@@ -23,12 +23,12 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
+from time_to_quality import in_pitch_range, parse_pitch_range  # noqa: E402  (imports only audiodiff.errors)
+
 
 def requests_for(plan: dict, pitches: str | None, n_per_pitch: int, pitch_range=None) -> list[dict]:
     """The plan's requests, or for pitch-only plans `between` (the semitones between the trained pitches) or a
     list; `pitch_range` `(lo, hi)` then keeps the pitches in MIDI lo..hi."""
-    from time_to_quality import in_pitch_range
-
     if (pitches is not None or pitch_range is not None) and (plan["label_field"] or not plan["pitch"]):
         raise SystemExit("--pitches / --pitch-range apply to pitch-only recipes (piano, tones); this plan has labels "
                          "or no pitch")
@@ -43,21 +43,21 @@ def requests_for(plan: dict, pitches: str | None, n_per_pitch: int, pitch_range=
         reqs = [{"pitch": p} for p in chosen for _ in range(n_per_pitch)]
     reqs = [r for r in reqs if in_pitch_range(r["pitch"], pitch_range)]
     if not reqs:
-        raise SystemExit(f"--pitch-range {pitch_range[0]}:{pitch_range[1]} leaves no pitch to score")
+        raise SystemExit(f"no pitch to score (--pitches {pitches!r}, --pitch-range {pitch_range}); allowed: a choice "
+                         "that leaves at least one pitch")
     return reqs
 
 
 def real_in_range(out: Path, plan: dict, pitch_range, real_n: int) -> tuple[list, list[dict]]:
-    """The run's real held-out notes (its config's split, as time_to_quality takes them) with a pitch in range."""
+    """The run's real held-out notes (its config's split, taken as time_to_quality takes them) with a pitch in range."""
     import yaml
 
     import time_to_quality as T
 
     cfg = yaml.safe_load((out / "ours" / "run" / "config.yaml").read_text())
     _, _, valid = T._data_split(cfg)
-    pf = cfg["data"]["conditions"]["pitch"]
-    held = T._balanced([e for e in valid if T.in_pitch_range(e[pf], pitch_range)], lambda e: round(e[pf]), real_n)
-    return [T._load_clip(e["path"], plan["sample_rate"]) for e in held], [{"pitch": int(round(e[pf]))} for e in held]
+    return T.held_out_notes(valid, {"pitch": cfg["data"]["conditions"]["pitch"]}, pitch_range, real_n,
+                            plan["sample_rate"])
 
 
 def main(argv=None) -> dict:
@@ -66,7 +66,7 @@ def main(argv=None) -> dict:
     p.add_argument("--seeds", default="0", help="comma-separated sampling seeds (item k uses seed + k)")
     p.add_argument("--pitches", default=None, help="'between' or a comma-separated MIDI list (pitch-only recipes)")
     p.add_argument("--n-per-pitch", type=int, default=2)
-    p.add_argument("--pitch-range", default=None, metavar="LO:HI",
+    p.add_argument("--pitch-range", type=parse_pitch_range, default=None, metavar="LO:HI",
                    help="score only MIDI LO..HI (pitch-only recipes), and the real held-out notes in it beside them")
     p.add_argument("--real-n", type=int, default=200, help="real held-out notes at most, with --pitch-range")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the run's points')")
@@ -80,12 +80,7 @@ def main(argv=None) -> dict:
     from audiodiff import Pipeline
 
     torch.set_num_threads(args.threads)
-    pitch_range = None
-    if args.pitch_range is not None:
-        try:
-            pitch_range = T.parse_pitch_range(args.pitch_range)
-        except argparse.ArgumentTypeError as e:
-            raise SystemExit(f"--pitch-range: {e}")
+    pitch_range = args.pitch_range
     rows, real_rows = [], []
     for out in args.outs:
         plan = json.loads((out / "plan.json").read_text())
@@ -111,7 +106,8 @@ def main(argv=None) -> dict:
             rows.append(row)
             print(f"{out}  step {pipe.step}  seed {seed}  {T._fmt_metrics(m)}", flush=True)
     scores = [r["metrics"]["score"] for r in rows]
-    summary = {"rows": rows, "real": real_rows, "mean": sum(scores) / len(scores), "min": min(scores), "max": max(scores)}
+    summary = {"rows": rows, "real": real_rows, "mean": sum(scores) / len(scores), "min": min(scores),
+               "max": max(scores)}
     print(f"primary score over {len(rows)} (run, seed) pairs: mean {summary['mean']:.3f}, "
           f"min {summary['min']:.3f}, max {summary['max']:.3f}")
     if args.json:
