@@ -58,6 +58,11 @@ def load(path, sample_rate: int | None = None, mono: bool = True) -> tuple[torch
         `(audio (C, T) float32, sample_rate)`.
     Raises:
         AudioError: missing / empty / truncated / undecodable file, zero channels, NaN or inf samples.
+            Truncated means: libsndfile's log notes a chunk that runs past the end of the file (WAV, AIFF, AU,
+            W64, RF64: "data : 64000 (should be 31978)"), an Ogg stream ends without its end-of-stream page,
+            or fewer frames decode than the header states. MP3 is the exception to the last rule: its header
+            count is an estimate (a sox-made file says 30672 frames and decodes 30528), so an MP3 is as long
+            as what decodes.
     """
     import soundfile as sf
 
@@ -71,6 +76,7 @@ def load(path, sample_rate: int | None = None, mono: bool = True) -> tuple[torch
             sr = f.samplerate
             channels = f.channels
             expected = f.frames
+            fmt = f.format
             data = f.read(dtype="float32", always_2d=True)
             log = f.extra_info
     except Exception as e:
@@ -82,7 +88,9 @@ def load(path, sample_rate: int | None = None, mono: bool = True) -> tuple[torch
     cut = _truncation_note(log)
     if cut is not None:
         raise AudioError(path, f"is truncated: {cut}")
-    if 0 < expected < (1 << 62) and data.shape[0] < expected:
+    # an MP3's frame count is mpg123's estimate from the header (a Xing/LAME tag or the bitrate), and valid
+    # files (sox's, for one) decode to fewer frames than it says: the decoded count is the length, not a cut
+    if fmt != "MP3" and 0 < expected < (1 << 62) and data.shape[0] < expected:
         raise AudioError(path, f"is truncated: header says {expected} frames, only {data.shape[0]} could be read")
     if data.shape[0] == 0:
         raise AudioError(path, "contains no samples")

@@ -3,14 +3,21 @@ import json
 import logging
 import os
 import re
+import runpy
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from audiodiff import cli
+from audiodiff.audio import AudioError
+from audiodiff.data import manifest as manifest_mod
 from audiodiff.data.manifest import (
-    ManifestError, build_manifest, read_manifest, split_manifest, write_manifest,
+    ManifestError, ManifestUsageError, build_manifest, probe, read_manifest, split_manifest, write_manifest,
 )
+from audiodiff.errors import UsageError
 
 FSDD_PATTERN = r"(?P<label>\d)_(?P<speaker>\w+)_\d+\.wav"
 SHARED = ("fsdd", "ljspeech_mini", "piano", "sax", "drums")
@@ -149,6 +156,347 @@ def test_label_from_folder(tmp_path):
         sf.write(tmp_path / cls / "1.wav", _tone(0.2, 8000), 8000)
     rep = build_manifest(tmp_path, label_from="folder")
     assert sorted(e["label"] for e in rep.entries) == ["kick", "snare"]
+
+
+def _write(path, seconds=0.2, sr=8000, channels=1, amp=0.5, **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, amp / 0.5 * _tone(seconds, sr, channels=channels), sr, **kw)
+    return path
+
+
+def _names(report):
+    return sorted(os.path.relpath(e["path"]) for e in report.entries)
+
+
+def _mp3_shorter_than_its_header(path, sr=44100, channels=2):
+    """A soundfile MP3 with 300 bytes cut off its end: the header still says 1 s, fewer frames decode (as with
+    sox's MP3s, whose header count is an estimate). Returns the decoded frame count."""
+    _write(path, 1.0, sr, channels)
+    path.write_bytes(path.read_bytes()[:-300])
+    decoded = len(sf.read(path, always_2d=True)[0])
+    assert sf.info(path).frames == sr > decoded
+    return decoded
+
+
+# --------------------------------------------------------------------------- formats, rates, channels
+def test_every_format_rate_and_channel_count_is_kept_and_summarised(tmp_path):
+    """WAV, FLAC, OGG/Vorbis and MP3 at 44.1 kHz stereo and 16 kHz mono, upper-case extensions, nested folders."""
+    src = tmp_path / "recordings"
+    made = {}
+    for i, (ext, sub) in enumerate([(".WAV", ""), (".flac", "2024/june"), (".Ogg", "2024"), (".Mp3", "2024/a/b")]):
+        for sr, ch in ((44100, 2), (16000, 1)):
+            p = _write(src / sub / f"take{i}_{sr}{ext}", 0.5 + 0.1 * i, sr, ch)
+            made[str(p.resolve())] = (sr, ch)
+    (src / "readme.txt").write_text("not audio")
+    rep = build_manifest(src, out=tmp_path / "m.jsonl")
+    assert rep.skipped == []
+    assert {e["path"]: (e["sample_rate"], e["channels"]) for e in rep.entries} == made
+    for e in rep.entries:  # the duration is what decodes
+        assert e["duration"] == round(len(sf.read(e["path"])[0]) / e["sample_rate"], 6)
+    lines = str(rep).splitlines()
+    assert lines[0] == f"{src}: 8 files kept (0.00 h), 0 skipped of 8"
+    assert "  sample rates: 16000 Hz (4), 44100 Hz (4)" in lines
+    assert "  channels: mono (4), stereo (4)" in lines
+    assert "  formats: .flac (2), .mp3 (2), .ogg (2), .wav (2)" in lines
+    assert f"  manifest: written to {tmp_path / 'm.jsonl'} (8 entries)" in lines
+    # one first-level sub-folder ("2024"): no labels from folder names
+    assert all("label" not in e for e in rep.entries)
+    total = sum(e["duration"] for e in rep.entries)
+    d = sorted(e["duration"] for e in rep.entries)
+    assert (f"  duration: total 0.00 h ({total:.1f} s); per file min {d[0]:.3f} s, "
+            f"median {(d[3] + d[4]) / 2:.3f} s, max {d[-1]:.3f} s") in lines
+
+
+def test_mp3_whose_header_overstates_its_frames_is_kept_with_the_decoded_duration(tmp_path):
+    decoded = _mp3_shorter_than_its_header(tmp_path / "clips" / "x.mp3")
+    rep = build_manifest(tmp_path / "clips")
+    assert rep.skipped == []
+    assert [e["duration"] for e in rep.entries] == [round(decoded / 44100, 6)]
+    assert probe(tmp_path / "clips" / "x.mp3", decode=False)["duration"] == 1.0  # the header's estimate
+
+
+# --------------------------------------------------------------------------- silence
+def test_silent_files_are_left_out_below_the_threshold(tmp_path):
+    _write(tmp_path / "zeros.wav", amp=0.0)
+    _write(tmp_path / "hiss.wav", amp=10 ** (-70 / 20), subtype="FLOAT")   # peak -70 dBFS
+    _write(tmp_path / "quiet.wav", amp=10 ** (-50 / 20), subtype="FLOAT")  # peak -50 dBFS: kept
+    _write(tmp_path / "loud.wav")
+    rep = build_manifest(tmp_path)
+    assert _names(rep) == sorted(os.path.relpath(tmp_path / n) for n in ("loud.wav", "quiet.wav"))
+    assert sorted((os.path.basename(p), r) for p, r in rep.skipped) == [
+        ("hiss.wav", "is silent (peak -70.0 dBFS, below -60 dBFS)"),
+        ("zeros.wav", "is silent (peak -inf dBFS, below -60 dBFS)")]
+    assert "or is silent (peak below silence_db=-60 dBFS)" in str(rep)  # the rule is stated
+    assert len(build_manifest(tmp_path, silence_db=-80).entries) == 3  # -70 dBFS is above -80
+    assert len(build_manifest(tmp_path, silence_db=None).entries) == 4
+    with pytest.raises(AudioError, match=r"is silent \(peak -inf dBFS, below -60 dBFS\)"):
+        probe(tmp_path / "zeros.wav")
+    assert probe(tmp_path / "zeros.wav", decode=False)["duration"] == 0.2  # headers only: not checked
+    for bad in (5, "loud", float("nan"), True):
+        with pytest.raises(ManifestUsageError, match=r"silence_db=.* is not allowed; allowed: a number of dBFS <= 0"):
+            build_manifest(tmp_path, silence_db=bad)
+
+
+# --------------------------------------------------------------------------- labels from folders
+def _classes(root, layout):
+    for rel in layout:
+        _write(root / rel)
+    return root
+
+
+def test_label_from_folder_is_the_first_level_sub_folder_as_a_string(tmp_path):
+    src = _classes(tmp_path / "my_wavs", ["yes/session1/a.wav", "yes/b.wav", "no/deep/er/c.wav", "3/d.wav"])
+    rep = build_manifest(src, label_from="folder")
+    got = {os.path.relpath(e["path"], src): e["label"] for e in rep.entries}
+    assert got == {"yes/session1/a.wav": "yes", "yes/b.wav": "yes", "no/deep/er/c.wav": "no", "3/d.wav": "3"}
+    assert "  label field 'label': 3 classes: 3 (1), no (1), yes (2)" in str(rep).splitlines()
+    # a file lying directly in the source has no class folder: left out with that reason
+    _write(src / "loose.wav")
+    rep = build_manifest(src, label_from="folder")
+    assert rep.skipped == [(str(src / "loose.wav"),
+                            f"lies directly in {src}, not in a sub-folder naming its class (label_from=folder)")]
+
+
+def test_labels_come_from_sub_folders_by_default_when_every_file_is_in_one(tmp_path, capsys):
+    src = _classes(tmp_path / "my_wavs", ["yes/session1/a.wav", "yes/b.wav", "no/c.wav"])
+    rep = build_manifest(src)
+    assert sorted((os.path.basename(e["path"]), e["label"]) for e in rep.entries) == [
+        ("a.wav", "yes"), ("b.wav", "yes"), ("c.wav", "no")]
+    lines = str(rep).splitlines()
+    assert "  labels: from sub-folder names (field 'label'), 2 classes; label_from=none to leave them out" in lines
+    assert "  label field 'label': 2 classes: no (1), yes (2)" in lines
+    assert all("label" not in e for e in build_manifest(src, label_from="none").entries)
+    assert "  labels: none (label_from=none)" in str(build_manifest(src, label_from="none")).splitlines()
+    # one sub-folder only: no labels
+    assert all("label" not in e for e in build_manifest(src / "yes").entries)
+    # a file directly in the source: no automatic labels, and the summary says why
+    _write(src / "loose.wav")
+    rep = build_manifest(src)
+    assert len(rep.entries) == 4 and all("label" not in e for e in rep.entries)
+    assert [x for x in str(rep).splitlines() if x.startswith(("  labels", "  no labels"))] == [
+        f"  no labels: 1 file lies directly in {src} (the others in 2 sub-folders); move it into sub-folders for "
+        "labels from the sub-folder names, or give label_from=folder to leave it out"]
+
+
+# --------------------------------------------------------------------------- labels from a table
+def test_labels_table_csv_by_relative_path_or_unique_file_name(tmp_path, caplog):
+    src = _classes(tmp_path / "my_wavs", ["a.wav", "sub/b.wav", "sub/c.wav", "other/c.wav", "unlisted.wav"])
+    table = tmp_path / "labels.csv"
+    table.write_text("file,word,take\na.wav,yes,1\nsub/b.wav,no,02\nsub/c.wav,3,\nother/c.wav,no,4\n"
+                     "gone.wav,yes,5\nsub/missing.wav,no,6\n")
+    with caplog.at_level(logging.WARNING, logger="audiodiff.data.manifest"):
+        rep = build_manifest(src, labels=table)
+    got = {os.path.relpath(e["path"], src): {k: e[k] for k in ("word", "take") if k in e} for e in rep.entries}
+    assert got == {"a.wav": {"word": "yes", "take": "1"}, "sub/b.wav": {"word": "no", "take": "02"},
+                   "sub/c.wav": {"word": "3"}, "other/c.wav": {"word": "no", "take": "4"}}  # cells stay strings
+    assert rep.skipped == [(str(src / "unlisted.wav"), f"not in the labels table {table}")]
+    warned = [r.getMessage() for r in caplog.records if r.getMessage().startswith("labels table")]
+    assert warned == [f"labels table {table}: 2 rows name files that are not audio files in {src}: gone.wav, "
+                      "sub/missing.wav"]
+    assert f"  labels: from the table {table} (fields 'word', 'take')" in str(rep).splitlines()
+    # a bare name that two files share is refused, naming the table
+    table.write_text("path,word\nc.wav,yes\n")
+    with pytest.raises(ManifestError, match=rf"^labels table {re.escape(str(table))}, line 2: 'c.wav' matches 2 files"):
+        build_manifest(src, labels=table)
+
+
+def test_files_left_out_by_the_table_do_not_count_as_failures(tmp_path):
+    src = _classes(tmp_path / "w", [f"{i}.wav" for i in range(4)])
+    table = tmp_path / "t.json"
+    table.write_text(json.dumps({"0.wav": "yes"}))
+    rep = build_manifest(src, labels=table)  # 3 of 4 left out, but none is unusable
+    assert [e["label"] for e in rep.entries] == ["yes"] and len(rep.skipped) == 3
+    table.write_text(json.dumps({"nope.wav": "yes"}))
+    with pytest.raises(ManifestError, match=rf"^labels table {re.escape(str(table))} names none of the 4 audio files"):
+        build_manifest(src, labels=table)
+
+
+def test_labels_table_json_object_and_list_keep_numbers_and_strings(tmp_path):
+    src = _classes(tmp_path / "w", ["yes/a.wav", "b.wav", "c.wav"])
+    obj = tmp_path / "t.json"
+    obj.write_text(json.dumps({"yes/a.wav": "yes", "b.wav": 3, "./c.wav": {"label": "3", "pitch": 60.5}}))
+    rep = build_manifest(src, labels=obj)
+    got = {os.path.basename(e["path"]): {k: e[k] for k in ("label", "pitch") if k in e} for e in rep.entries}
+    assert got == {"a.wav": {"label": "yes"}, "b.wav": {"label": 3}, "c.wav": {"label": "3", "pitch": 60.5}}
+    assert type(got["b.wav"]["label"]) is int
+    lst = tmp_path / "l.json"
+    lst.write_text(json.dumps([{"path": "yes/a.wav", "speaker": "jo", "n": 1}, {"file": "b.wav", "speaker": "al"},
+                               {"file": "c.wav", "speaker": "al", "n": None}]))
+    rep = build_manifest(src, labels=lst, label_fields=["speaker"])
+    assert sorted((os.path.basename(e["path"]), e["speaker"], "n" in e) for e in rep.entries) == [
+        ("a.wav", "jo", False), ("b.wav", "al", False), ("c.wav", "al", False)]
+
+
+@pytest.mark.parametrize("content, name, error, fragment", [
+    ("path,word\na.wav,yes\n", "t.csv", ManifestUsageError, r"label field\(s\) \['speaker'\] not in it"),
+    ("name,word\na.wav,yes\n", "t.csv", ManifestUsageError, r"has no 'path' or 'file' column naming the files"),
+    ("{not json", "t.json", ManifestError, r"is not valid JSON \(Expecting property name"),
+    ("[1, 2]", "t.json", ManifestError, r"item 0: expected an object with a 'path' or 'file' string"),
+    ('{"a.wav": [1, 2]}', "t.json", ManifestError, r"key 'a.wav', field 'label' holds a list; allowed: a string"),
+    ("a.wav yes", "t.txt", ManifestUsageError, r"expected a \.csv or \.json file"),
+    (None, "missing.csv", ManifestUsageError, r"does not exist; give labels=<table.csv\|table.json>"),
+])
+def test_labels_table_errors_are_one_line_naming_the_table(tmp_path, content, name, error, fragment):
+    src = _classes(tmp_path / "w", ["a.wav"])
+    table = tmp_path / name
+    if content is not None:
+        table.write_text(content)
+    with pytest.raises(error) as ei:
+        build_manifest(src, labels=table, label_fields=["speaker"] if "speaker" in fragment else None)
+    msg = str(ei.value)
+    assert "\n" not in msg and re.search(rf"^labels table {re.escape(str(table))}\b.*{fragment}", msg), msg
+    assert isinstance(ei.value, UsageError) == (error is ManifestUsageError)
+
+
+def test_labels_table_only_for_folders_and_not_with_the_same_field_from_names(tmp_path):
+    src = _classes(tmp_path / "w", ["x/a.wav", "y/b.wav"])
+    (tmp_path / "t.csv").write_text("path,label\nx/a.wav,1\n")
+    with pytest.raises(ManifestUsageError, match=r"both give the field\(s\) \['label'\]; use one of them"):
+        build_manifest(src, labels=tmp_path / "t.csv", label_from="folder")
+    m = write_manifest([{"path": str(src / "x" / "a.wav"), "duration": 0.2, "sample_rate": 8000}], tmp_path / "m.jsonl")
+    with pytest.raises(ManifestUsageError, match=r"labels=.* is for a folder source; .* is a JSONL file"):
+        build_manifest(m, labels=tmp_path / "t.csv")
+
+
+# --------------------------------------------------------------------------- label_from checked up front
+@pytest.mark.parametrize("label_from", ["folders", r"\d+_\w+\.wav", "(?P<label", "Folder"])
+def test_bad_label_from_is_one_usage_error_before_any_file_is_read(tmp_path, monkeypatch, label_from):
+    _classes(tmp_path, [f"{i}.wav" for i in range(53)])
+    read = []
+    monkeypatch.setattr(manifest_mod, "probe", lambda *a, **k: read.append(a))
+    with pytest.raises(ManifestUsageError) as ei:
+        build_manifest(tmp_path, label_from=label_from)
+    assert str(ei.value) == (f"label_from={label_from!r} is neither 'folder', 'none' nor a regular expression with "
+                             "named groups (?P<name>...); e.g. label_from=folder")
+    assert read == [] and isinstance(ei.value, UsageError) and ei.value.exit_code == 2
+
+
+# --------------------------------------------------------------------------- one warning, the full report
+def test_one_warning_and_a_report_grouped_by_reason(tmp_path, caplog):
+    good = [_write(tmp_path / f"ok{i}.wav") for i in range(6)]
+    for i in range(2):
+        _write(tmp_path / f"silent{i}.wav", amp=0.0)
+    _write(tmp_path / "short.wav", seconds=0.01)
+    (tmp_path / "junk.wav").write_bytes(b"RIFF" + bytes(100))
+    with caplog.at_level(logging.WARNING, logger="audiodiff.data.manifest"):
+        rep = build_manifest(tmp_path)
+    assert len(rep.entries) == len(good)
+    records = [r for r in caplog.records if r.name == "audiodiff.data.manifest"]
+    assert len(records) == 1 and records[0].levelno == logging.WARNING
+    msg = records[0].getMessage()
+    assert msg.startswith(f"manifest {tmp_path}: 4 of 10 files left out: is silent (2), cannot decode (1), "
+                          "is too short (1); first: ")
+    lines = str(rep).splitlines()
+    at = lines.index("  skipped 4 files, by reason:")
+    assert lines[at + 1:at + 8] == [
+        "    is silent (2):",
+        f"      skipped {tmp_path / 'silent0.wav'}: is silent (peak -inf dBFS, below -60 dBFS)",
+        f"      skipped {tmp_path / 'silent1.wav'}: is silent (peak -inf dBFS, below -60 dBFS)",
+        "    cannot decode (1):",
+        f"      skipped {tmp_path / 'junk.wav'}: {dict(rep.skipped)[str(tmp_path / 'junk.wav')]}",
+        "    is too short (1):",
+        f"      skipped {tmp_path / 'short.wav'}: is too short: 0.0100 s < min_duration 0.05 s",
+    ]
+
+
+def test_label_classes_shown_are_at_most_20(tmp_path):
+    src = _classes(tmp_path / "w", [f"c{i:02d}/a.wav" for i in range(23)])
+    line = [x for x in str(build_manifest(src)).splitlines() if x.startswith("  label field")]
+    shown = ", ".join(f"c{i:02d} (1)" for i in range(20))
+    assert line == [f"  label field 'label': 23 classes: {shown}, ... and 3 more"]
+
+
+def test_missing_source_and_bad_arguments_are_usage_errors(tmp_path):
+    with pytest.raises(ManifestUsageError, match=r"^source .*nope does not exist; give a folder of audio"):
+        build_manifest(tmp_path / "nope")
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(ManifestUsageError, match=r"expected a folder, a \.csv or a \.jsonl file"):
+        build_manifest(tmp_path / "x.txt")
+    with pytest.raises(ManifestUsageError, match=r"min_duration=-1 is not allowed"):
+        build_manifest(tmp_path, min_duration=-1)
+    with pytest.raises(ManifestUsageError, match=r"max_fail_fraction=2 is not allowed; allowed: a number in \[0, 1\]"):
+        build_manifest(tmp_path, max_fail_fraction=2)
+
+
+# --------------------------------------------------------------------------- audiodiff prepare
+def _main(capsys, argv):
+    try:
+        cli.main(argv)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_prepare_a_folder_of_class_folders(tmp_path, capsys):
+    src = tmp_path / "my_wavs"
+    _write(src / "yes" / "a.WAV", 0.5, 44100, 2)
+    _write(src / "yes" / "session1" / "b.flac", 0.3, 16000)
+    _write(src / "no" / "c.ogg", 0.4, 16000)
+    decoded = _mp3_shorter_than_its_header(src / "no" / "d.Mp3", 16000, 1)
+    _write(src / "no" / "zeros.wav", amp=0.0)
+    code, out, err = _main(capsys, ["prepare", f"source={src}"])
+    assert code == 0
+    rows = read_manifest(src / "manifest.jsonl")
+    assert [(os.path.relpath(e["path"], src), e["label"]) for e in rows] == [
+        ("no/c.ogg", "no"), ("no/d.Mp3", "no"), ("yes/a.WAV", "yes"), ("yes/session1/b.flac", "yes")]
+    assert rows[1]["duration"] == round(decoded / 16000, 6)
+    lines = out.splitlines()
+    assert lines[0] == f"{src}: 4 files kept (0.00 h), 1 skipped of 5"
+    for line in ["  sample rates: 16000 Hz (3), 44100 Hz (1)", "  channels: mono (3), stereo (1)",
+                 "  formats: .flac (1), .mp3 (1), .ogg (1), .wav (1)",
+                 "  labels: from sub-folder names (field 'label'), 2 classes; label_from=none to leave them out",
+                 "  label field 'label': 2 classes: no (2), yes (2)",
+                 f"      skipped {src / 'no' / 'zeros.wav'}: is silent (peak -inf dBFS, below -60 dBFS)",
+                 f"  manifest: written to {src / 'manifest.jsonl'} (4 entries)"]:
+        assert line in lines, (line, out)
+    # silence_db=null keeps the silent file; label_from=none drops the labels
+    code, out, _ = _main(capsys, ["prepare", f"source={src}", "silence_db=null", "label_from=none",
+                                  f"out={tmp_path / 'all.jsonl'}"])
+    assert code == 0 and [("label" in e) for e in read_manifest(tmp_path / "all.jsonl")] == [False] * 5
+
+
+def test_cli_prepare_with_a_labels_table(tmp_path, capsys):
+    src = _classes(tmp_path / "w", ["a.wav", "b.wav"])
+    (tmp_path / "t.csv").write_text("file,word\na.wav,yes\nb.wav,no\n")
+    code, out, _ = _main(capsys, ["prepare", f"source={src}", f"labels={tmp_path / 't.csv'}"])
+    assert code == 0
+    assert [e["word"] for e in read_manifest(src / "manifest.jsonl")] == ["yes", "no"]
+    assert f"  labels: from the table {tmp_path / 't.csv'} (field 'word')" in out.splitlines()
+
+
+@pytest.mark.parametrize("extra, code, message", [
+    (["label_from=folders"], 2, "label_from='folders' is neither 'folder', 'none' nor a regular expression with "
+                                "named groups (?P<name>...); e.g. label_from=folder"),
+    (["silence_db=loud"], 2, "silence_db='loud' is not allowed; allowed: a number of dBFS <= 0 (e.g. -60), or None "
+                             "to keep silent files"),
+    (["labels=nope.csv"], 2, "labels table nope.csv does not exist; give labels=<table.csv|table.json> naming each "
+                             "file (path relative to the source folder) and its label"),
+])
+def test_cli_prepare_bad_settings_exit_2_with_one_line(tmp_path, capsys, extra, code, message):
+    _classes(tmp_path, [f"{i}.wav" for i in range(53)])
+    got, out, err = _main(capsys, ["prepare", f"source={tmp_path}", *extra])
+    assert (got, out, err) == (code, "", f"audiodiff prepare: error: {message}\n")
+
+
+def test_cli_prepare_missing_source_exits_2(tmp_path, capsys):
+    got, out, err = _main(capsys, ["prepare", f"source={tmp_path / 'my_wavs'}"])
+    assert (got, out) == (2, "")
+    assert err == (f"audiodiff prepare: error: source {tmp_path / 'my_wavs'} does not exist; give a folder of audio, "
+                   "a .csv or a .jsonl manifest\n")
+
+
+def test_custom_recipe_prepares_a_folder(tmp_path, capsys, monkeypatch):
+    src = _classes(tmp_path / "mine", ["kick/1.wav", "snare/2.wav"])
+    _write(src / "kick" / "0.wav", amp=0.0)
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "custom" / "prepare.py"
+    monkeypatch.setattr(sys, "argv", [str(recipe), str(src), str(tmp_path / "m.jsonl")])
+    runpy.run_path(str(recipe), run_name="__main__")
+    assert [e["label"] for e in read_manifest(tmp_path / "m.jsonl")] == ["kick", "snare"]
+    out = capsys.readouterr().out
+    assert out.startswith(f"{src}: 2 files kept (0.00 h), 1 skipped of 3\n")
+    assert f"      skipped {src / 'kick' / '0.wav'}: is silent (peak -inf dBFS, below -60 dBFS)" in out
 
 
 def test_shared_manifests_agree(shared_data, tmp_path):
