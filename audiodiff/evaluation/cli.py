@@ -5,10 +5,12 @@
 
 The generated folder holds WAV files and optionally `generated.jsonl`: one JSON object a line with `path`
 (relative to the folder) and the asked conditions, e.g. `{"path": "000.wav", "label": 3}` or
-`{"path": "000.wav", "pitch": 60}`. With a judge we report accuracy of the asked labels, IS, mIS and the
-Frechet distance of judge features to the real training recordings, next to the same figures for real
-held-out recordings (the reference row). With asked pitches we report pYIN pitch accuracy. Writes
-`report.json`, `report.md`, `spectrograms.png` and `pitch.png` into `out` (default `<folder>/evaluation`).
+`{"path": "000.wav", "pitch": 60}`. Always, with no reference, we report clip statistics (durations, sample rate,
+RMS level in dBFS, near-silent and clipping shares). With a judge we report accuracy of the asked labels, IS, mIS
+and the Frechet distance of judge features to the real training recordings, next to the same figures for real
+held-out recordings (the reference row). With asked pitches we report pYIN pitch accuracy. Each part that could
+not be scored gets a note saying what it needs; a judge whose held-out accuracy cannot be trusted gets a warning.
+Writes `report.json`, `report.md`, `spectrograms.png` and `pitch.png` into `out` (default `<folder>/evaluation`).
 """
 from __future__ import annotations
 
@@ -36,8 +38,9 @@ USAGE = """usage:
       [seed=0] [device=cpu|cuda]"""
 HELP = USAGE + """
 
-Train a judge classifier on a labelled manifest, or score a folder of generated WAVs (accuracy, IS, mIS, Frechet
-distance with a judge; pitch accuracy when generated.jsonl has asked pitches). Writes report.json / report.md.
+Train a judge classifier on a labelled manifest, or score a folder of generated WAVs (clip statistics always;
+accuracy, IS, mIS, Frechet distance with a judge; pitch accuracy when generated.jsonl has asked pitches).
+Writes report.json / report.md.
 Examples:
   audiodiff evaluate train-judge data=../shared/data/fsdd/manifest.jsonl label=label out=runs/fsdd/judge
   audiodiff evaluate generated=samples/x"""
@@ -110,15 +113,20 @@ def main(argv: list[str] | None = None) -> int:
                 sample_rate = int(sr)
             except ValueError:
                 raise UsageError(f"sample_rate={sr!r}: give an integer in Hz or 'auto' (the manifest's rate)") from None
-        _, report = train_judge(args.pop("data"), args.pop("label"), args.pop("out"), sample_rate=sample_rate,
-                                progress=True, **args)
+        judge, report = train_judge(args.pop("data"), args.pop("label"), args.pop("out"), sample_rate=sample_rate,
+                                    progress=True, **args)
         summary = {k: report.get(k) for k in ("valid_accuracy", "num_train", "num_valid", "epochs",
-                                                "sample_rate", "train_seconds", "device")}
+                                                "train_seconds", "device")}
+        summary["sample_rate"] = judge.sample_rate  # the rate used (sample_rate=auto: the manifest's)
+        trust = report["trust"]
+        summary["trust"] = {k: trust[k] for k in ("ok", "p_value_vs_chance", "chance", "reasons")}
         print(json.dumps(summary, indent=2))
         return 0
     args = parse_args(argv, EVAL_KEYS)
     result = evaluate_generated(**args)
     print(json.dumps(result["rows"], indent=2, default=str))
+    for note in result["not_scored"]:
+        print(f"note: {note}")
     print(f"report: {result['files']['md']}")
     return 0
 
@@ -200,6 +208,29 @@ def _real_split(real_entries: list[dict], judge_dir: Path | None, seed: int) -> 
     return train, held, f"a 90/10 split of the real manifest (seed {seed}); the judge may have trained on both"
 
 
+def _check_label(label: str, entries: list[dict], where) -> None:
+    """Raise UsageError when no entry of `where` has field `label`, naming the fields they have."""
+    from ..conditions import label_fields_of
+
+    if not any(label in e for e in entries):
+        raise UsageError(f"label={label!r} is not a field of {where}; fields: {label_fields_of(entries)}")
+
+
+def _judge_trust(judge_dir: Path, labels: list) -> dict | None:
+    """The judge's `trust` from its train_report.json (recomputed from `confusion` for older reports); None: unknown."""
+    from audiodiff.evaluation.judge.train import held_out_trust
+
+    tr = judge_dir / "train_report.json"
+    if not tr.is_file():
+        return None
+    report = json.loads(tr.read_text())
+    if isinstance(report.get("trust"), dict):
+        return report["trust"]
+    if report.get("confusion") is not None:
+        return held_out_trust(report["confusion"], labels)
+    return None
+
+
 def evaluate_generated(generated, real=None, judge=None, label: str | None = None, out=None,
                        pitch_field: str = "pitch", tolerance_cents: float = 50.0, embedder: str = "judge",
                        embedder_weights=None, seed: int = 0, device=None) -> dict:
@@ -210,12 +241,18 @@ def evaluate_generated(generated, real=None, judge=None, label: str | None = Non
         real: JSONL manifest of real recordings (reference statistics and the real rows); optional.
         judge: folder of a trained judge (:func:`audiodiff.evaluation.judge.train_judge`); optional.
         label: field of `generated.jsonl` / the real manifest holding the asked class (default: the judge's).
+            Given explicitly, it must be a field of generated.jsonl (when the folder has one) and of `real`.
         pitch_field: field holding the asked MIDI pitch; pitch accuracy is computed when present.
         embedder: `judge` (features of the judge, the "FD (judge)" column), or `vggish` / `clap` with
             `embedder_weights` (a local file / folder) for an extra "FD (embedder)" column (needs `real`).
     Returns:
-        the results dict written to report.json, plus `files` (paths written).
+        the results dict written to report.json, plus `files` (paths written). `not_scored` lists what could not
+        be scored and what it needs (also notes of report.md); `rows["generated"]` always holds the clip
+        statistics (:func:`audiodiff.evaluation.metrics.clip_statistics`).
+    Raises:
+        UsageError: `label` given but not a field of generated.jsonl or of the real manifest.
     """
+    from audiodiff.audio import info as audio_info
     from audiodiff.evaluation import metrics as M
     from audiodiff.evaluation.embeddings import build as build_embedder
     from audiodiff.evaluation.pitch import pitch_accuracy, plot_pitch_scatter
@@ -228,7 +265,22 @@ def evaluate_generated(generated, real=None, judge=None, label: str | None = Non
     results: dict[str, Any] = {"generated_folder": str(folder.resolve()), "num_generated": len(entries)}
     rows: dict[str, dict] = {"generated": {"n": len(entries)}}
     notes: list[str] = []
+    not_scored: list[str] = []  # what could not be scored, and what it needs
+    warnings: list[str] = []  # first in report.md
     images: dict[str, Path] = {}
+    has_manifest = (folder / GENERATED_MANIFEST).is_file()
+    if label is not None and has_manifest:
+        _check_label(label, entries, gen_where)
+
+    real_entries = None
+    if real is not None:
+        from audiodiff.data.manifest import read_manifest
+
+        real_entries = read_manifest(real)
+        if len(real_entries) < 4:
+            raise ValueError(f"real manifest {real} has {len(real_entries)} entries; need at least 4")
+        if label is not None:
+            _check_label(label, real_entries, real)
 
     j = None
     judge_dir = Path(judge) if judge is not None else None
@@ -242,18 +294,41 @@ def evaluate_generated(generated, real=None, judge=None, label: str | None = Non
         tr = judge_dir / "train_report.json"
         if tr.is_file():
             results["judge"]["valid_accuracy"] = json.loads(tr.read_text()).get("valid_accuracy")
-
-    real_entries = None
-    if real is not None:
-        from audiodiff.data.manifest import read_manifest
-
-        real_entries = read_manifest(real)
-        if len(real_entries) < 4:
-            raise ValueError(f"real manifest {real} has {len(real_entries)} entries; need at least 4")
+        trust = _judge_trust(judge_dir, j.labels)
+        results["judge"]["trust"] = trust
+        warning = None
+        if trust is None:
+            warning = (f"the judge {judge_dir} has no held-out report ({tr.name} missing or without a confusion "
+                       "matrix), so whether its accuracy / IS / FD can be trusted is unknown")
+        elif not trust["ok"]:
+            acc, n = trust.get("accuracy"), trust.get("num_valid")
+            measured = f"held-out accuracy {acc:.1%} on {n} clips" if acc is not None else "no held-out clips"
+            warning = (f"the judge {judge_dir} is not trustworthy ({measured}): {'; '.join(trust['reasons'])}; "
+                       "its accuracy / IS / mIS / FD mean little (train it on more labelled clips)")
+        if warning is not None:
+            log.warning("evaluate: %s", warning)
+            warnings.append(f"**Warning**: {warning}.")
+    else:
+        not_scored.append("accuracy / IS / mIS / FD and the real-data row need judge=<dir> (train one with "
+                          "`audiodiff evaluate train-judge data=<manifest.jsonl> label=<field> out=<dir>`).")
+    if real is None:
+        not_scored.append("a real-data (held-out) row and FD need real=<manifest.jsonl> (the real recordings).")
 
     asked = _field(entries, label, gen_where) if label else None
     clips, sr = _load_all(entries, None)
     results["sample_rate"] = sr
+    clip_summary, clip_items = M.clip_statistics(clips, sr)
+    rates = sorted({int(audio_info(e["path"]).samplerate) for e in entries})
+    clip_summary["sample_rate"] = rates[0] if len(rates) == 1 else None
+    clip_summary = {k: clip_summary[k] for k in ("n", "duration_s", "duration_min_s", "duration_max_s", "sample_rate",
+                                                 "rms_dbfs", "silent_share", "clipping_share")}
+    results["clips"] = [{"path": e["path"], **i} for e, i in zip(entries, clip_items)]
+    notes.append(f"Clip statistics need no reference: RMS level is 20 log10(RMS) of the mono mix in dBFS (a "
+                 f"full-scale sine is -3.0), median over clips; near-silent: below {M.SILENCE_DBFS:g} dBFS; "
+                 f"clipping: a flat top of {M.CLIP_RUN}+ equal samples at |x| >= {M.CLIP_LEVEL:g}.")
+    if len(rates) > 1:
+        notes.append(f"The generated files have sample rates {rates} Hz; statistics are computed after resampling "
+                     f"to {sr} Hz.")
 
     if j is not None:
         from audiodiff.evaluation.judge import fit_length
@@ -285,6 +360,9 @@ def evaluate_generated(generated, real=None, judge=None, label: str | None = Non
                      f"the judge has {j.num_classes} classes, so both are at most {j.num_classes} for IS.")
         if asked is not None:
             notes.append(f"accuracy: share of samples the judge assigns to the asked `{label}`.")
+        else:
+            not_scored.append(f"accuracy needs asked labels: a `{label}` field in {GENERATED_MANIFEST} "
+                              "(IS / mIS / FD need none).")
 
     if embedder != "judge":
         if real_entries is None:
@@ -304,12 +382,17 @@ def evaluate_generated(generated, real=None, judge=None, label: str | None = Non
         notes.append(f"pitch accuracy: pYIN median f0 within {tolerance_cents:g} cents of the asked pitch "
                      f"({pr['n_unvoiced']} unvoiced, {pr['octave_errors']} octave errors, median |error| "
                      f"{pr['median_abs_cents']:.1f} cents).")
+    else:
+        not_scored.append(f"pitch accuracy needs asked pitches: a `{pitch_field}` field in {GENERATED_MANIFEST}.")
+    rows["generated"].update({k: v for k, v in clip_summary.items() if k != "n"})
 
     titles = [f"{Path(e['path']).stem}" + (f" ({label}={e[label]})" if label and label in e else "")
               + (f" (pitch {e[pitch_field]})" if pitch_field in e else "") for e in entries]
     images["Spectrograms (first 16 generated)"] = spectrogram_grid(clips, sr, out / "spectrograms.png", titles)
 
     results["rows"] = rows
+    results["not_scored"] = not_scored
+    notes = warnings + [f"Not scored: {n}" for n in not_scored] + notes
     files = write_report(results, out, title=f"Evaluation of {folder.name}", images=images, notes=notes)
     results["files"] = files
     return results

@@ -12,6 +12,9 @@ class probabilities and its penultimate-layer features we compute:
 
 Everything runs in float64 NumPy; the matrix square root is our own eigendecomposition of a
 symmetric positive semi-definite product, so no SciPy is needed.
+
+Two helpers need no judge: :func:`clip_statistics` (durations, RMS level in dBFS, near-silent and clipping shares
+of a set of clips) and :func:`binomial_tail` (the one-sided test of a judge's held-out accuracy against chance).
 """
 from __future__ import annotations
 
@@ -31,11 +34,26 @@ __all__ = [
     "modified_inception_score",
     "class_accuracy",
     "score_predictions",
+    "binomial_tail",
+    "clip_statistics",
+    "SILENCE_DBFS",
+    "CLIP_LEVEL",
+    "CLIP_RUN",
+    "DBFS_FLOOR",
 ]
 
 # Probabilities are floored at this value before taking logs, so that a softmax that underflowed to 0
 # gives a large finite KL instead of inf/nan. It only changes results for probabilities below 1e-12.
 PROB_FLOOR = 1e-12
+
+# Clip statistics (:func:`clip_statistics`): a clip is near-silent when its RMS level is below SILENCE_DBFS, and
+# clipping when it holds a flat top: CLIP_RUN or more consecutive equal samples at |x| >= CLIP_LEVEL (generated
+# audio is clamped to [-1, 1], so clipped stretches sit exactly there, while a sine peak-normalised to full scale
+# has distinct samples at its peaks). Levels are floored at DBFS_FLOOR (digital silence).
+SILENCE_DBFS = -60.0
+CLIP_LEVEL = 0.999
+CLIP_RUN = 3
+DBFS_FLOOR = -120.0
 
 
 def _as_2d(x, name: str) -> np.ndarray:
@@ -208,3 +226,62 @@ def score_predictions(probs, targets: Sequence[int] | None = None, splits: int =
     out["inception_score"], out["inception_score_std"] = inception_score(probs, splits)
     out["modified_inception_score"], out["modified_inception_score_std"] = modified_inception_score(probs, splits)
     return out
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """One-sided binomial p-value P(X >= k) for X ~ Binomial(n, p): how likely k or more hits are by chance.
+
+    Summed exactly in log space (`math.lgamma`), so large n neither overflows nor underflows.
+
+    Args:
+        k: observed successes (e.g. correct held-out predictions). n: trials (>= 0). p: chance of one success,
+            in (0, 1) (e.g. 1 / number of classes).
+    """
+    if not (isinstance(n, int) and n >= 0 and isinstance(k, int)):
+        raise ValueError(f"binomial_tail needs integers k and n >= 0; got k={k!r}, n={n!r}")
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"binomial_tail needs 0 < p < 1; got p={p!r}")
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p)
+            + (n - i) * math.log1p(-p) for i in range(k, n + 1)]
+    top = max(logs)
+    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
+
+
+def clip_statistics(clips: Sequence, sample_rate: int) -> tuple[dict, list[dict]]:
+    """Reference-free statistics of a set of mono clips: durations, RMS level, near-silent and clipping shares.
+
+    Per clip: duration `len / sample_rate` (s), RMS level `20 log10(RMS)` in dBFS (a full-scale sine is -3.0 dBFS;
+    floored at :data:`DBFS_FLOOR`), peak `max |x|`, `silent` (level < :data:`SILENCE_DBFS`) and `clipping`
+    (a run of :data:`CLIP_RUN` or more equal samples at `|x| >=` :data:`CLIP_LEVEL`: a flat top).
+
+    Args:
+        clips: `(T,)` tensors or arrays (mono), all at `sample_rate`.
+    Returns:
+        `(summary, items)`: summary has `n`, `duration_s` (mean), `duration_min_s`, `duration_max_s`, `rms_dbfs`
+        (median over clips), `silent_share`, `clipping_share`; items one dict per clip with the per-clip values.
+    """
+    if not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer; got {sample_rate!r}")
+    items = []
+    for c in clips:
+        x = np.asarray(c.detach().cpu().numpy() if hasattr(c, "detach") else c, dtype=np.float64).reshape(-1)
+        if x.size == 0:
+            raise ValueError("clip_statistics: a clip is empty")
+        rms = float(np.sqrt(np.mean(x * x)))
+        level = max(20 * math.log10(rms), DBFS_FLOOR) if rms > 0 else DBFS_FLOOR
+        flat = ((np.abs(x[1:]) >= CLIP_LEVEL) & (x[1:] == x[:-1])).astype(np.int64)  # sample equal to the one before
+        run = np.convolve(flat, np.ones(CLIP_RUN - 1, dtype=np.int64), "valid") if flat.size >= CLIP_RUN - 1 else [0]
+        items.append({"duration_s": x.size / sample_rate, "rms_dbfs": level, "peak": float(np.abs(x).max()),
+                      "silent": level < SILENCE_DBFS, "clipping": bool(np.max(run) >= CLIP_RUN - 1)})
+    if not items:
+        raise ValueError("clip_statistics needs at least one clip")
+    dur = np.array([i["duration_s"] for i in items])
+    summary = {"n": len(items), "duration_s": float(dur.mean()), "duration_min_s": float(dur.min()),
+               "duration_max_s": float(dur.max()), "rms_dbfs": float(np.median([i["rms_dbfs"] for i in items])),
+               "silent_share": float(np.mean([i["silent"] for i in items])),
+               "clipping_share": float(np.mean([i["clipping"] for i in items]))}
+    return summary, items

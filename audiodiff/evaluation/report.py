@@ -1,7 +1,8 @@
 """Evaluation reports: `report.json` (every number) and `report.md` (a table plus plots), and the plots.
 
 The table follows DiffWave's SC09 table (Kong et al. 2021): one row per sample set (generated, and real
-held-out recordings as the reference), columns accuracy / IS / mIS / Frechet distance of judge features.
+held-out recordings as the reference), columns accuracy / IS / mIS / Frechet distance of judge features. A second
+table holds what needs no reference (clip durations, sample rate, RMS level, near-silent and clipping shares).
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["write_report", "spectrogram_grid", "spectrogram_figure", "to_jsonable", "markdown_table"]
+__all__ = ["write_report", "spectrogram_grid", "spectrogram_figure", "to_jsonable", "markdown_table", "COLUMNS",
+           "STAT_COLUMNS"]
 
 # (key in a row dict, column header, format)
 COLUMNS = (
@@ -23,6 +25,17 @@ COLUMNS = (
     ("frechet_distance", "FD (judge)", "{:.3f}"),
     ("embedding_frechet_distance", "FD (embedder)", "{:.3f}"),
     ("pitch_accuracy", "pitch acc.", "{:.1%}"),
+)
+# the reference-free clip statistics (:func:`audiodiff.evaluation.metrics.clip_statistics`), their own table
+STAT_COLUMNS = (
+    ("n", "n", "{:d}"),
+    ("duration_s", "mean s", "{:.2f}"),
+    ("duration_min_s", "min s", "{:.2f}"),
+    ("duration_max_s", "max s", "{:.2f}"),
+    ("sample_rate", "Hz", "{:d}"),
+    ("rms_dbfs", "RMS dBFS (median)", "{:.1f}"),
+    ("silent_share", "near-silent", "{:.1%}"),
+    ("clipping_share", "clipping", "{:.1%}"),
 )
 
 
@@ -51,9 +64,9 @@ def _cell(value, fmt: str) -> str:
     return fmt.format(value)
 
 
-def markdown_table(rows: dict[str, dict]) -> str:
-    """A Markdown table: one line per named row, the :data:`COLUMNS` any row has."""
-    cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows.values())]
+def markdown_table(rows: dict[str, dict], columns: Sequence[tuple[str, str, str]] = COLUMNS) -> str:
+    """A Markdown table: one line per named row, the `columns` (default :data:`COLUMNS`) any row has."""
+    cols = [c for c in columns if any(r.get(c[0]) is not None for r in rows.values())]
     lines = ["| set | " + " | ".join(h for _, h, _ in cols) + " |",
              "|---|" + "---:|" * len(cols)]
     for name, r in rows.items():
@@ -63,11 +76,12 @@ def markdown_table(rows: dict[str, dict]) -> str:
 
 def write_report(results: dict, out_dir, title: str = "audiodiff evaluation",
                  images: dict[str, str | Path] | None = None, notes: Sequence[str] = ()) -> dict[str, Path]:
-    """Write `report.json` (all of `results`) and `report.md` (table, notes, plots) into `out_dir`.
+    """Write `report.json` (all of `results`) and `report.md` (tables, notes, plots) into `out_dir`.
 
     Args:
         results: must hold `rows`: `{set name: {metric: value}}`; any other keys go to JSON and are listed
-            as "details" in Markdown when they are scalars.
+            as "details" in Markdown when they are scalars. Rows holding clip statistics (:data:`STAT_COLUMNS`
+            other than `n`) get a second table, "Clip statistics".
         images: `{caption: path}`; paths are written relative to `out_dir` when inside it.
         notes: extra Markdown lines under the table (protocol, sample counts, caveats).
     Returns:
@@ -82,6 +96,9 @@ def write_report(results: dict, out_dir, title: str = "audiodiff evaluation",
     json_path.write_text(json.dumps(payload, indent=2, allow_nan=False))
 
     md = [f"# {title}", "", markdown_table(results["rows"]), ""]
+    if any(r.get(k) is not None for r in results["rows"].values() for k, _, _ in STAT_COLUMNS[1:]):
+        md += ["Clip statistics (from the audio alone, no reference needed):", "",
+               markdown_table(results["rows"], STAT_COLUMNS), ""]
     md += [f"- {n}" for n in notes]
     details = {k: v for k, v in payload.items() if k not in ("rows", "images") and not isinstance(v, (dict, list))}
     if details:

@@ -144,8 +144,11 @@ def test_bad_inputs_raise(trained, tmp_path):
         judge.predict_proba(torch.full((1, 1, 100), float("nan")))
     with pytest.raises(JudgeError, match="not in the judge's vocabulary"):
         judge.label_index([3, 11])
-    with pytest.raises(JudgeError, match="lack label field 'digit'.*fields present"):
+    with pytest.raises(JudgeError, match=r"^label='digit' is not a field of the given manifest entries; "
+                                         r"fields: \['label', 'speaker'\]$"):
         train_judge(valid[:10], "digit", None, sample_rate=8000, epochs=1)
+    with pytest.raises(JudgeError, match="lack label field 'gender'.*fields present"):  # some entries lack it
+        train_judge([*valid[:3], {**valid[3], "gender": "m"}], "gender", None, sample_rate=8000, epochs=1)
     with pytest.raises(JudgeError, match="judge.json is missing"):
         Judge.load(tmp_path)
 

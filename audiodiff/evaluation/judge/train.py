@@ -1,5 +1,6 @@
 """Training a judge on the one training runtime: :func:`train_judge` (split, load, train, calibrate, report) and its
-task :class:`JudgeTask` (random placement and gain per clip, AdamW, cross-entropy); :func:`fit_temperature`."""
+task :class:`JudgeTask` (random placement and gain per clip, AdamW, cross-entropy); :func:`fit_temperature`;
+:func:`held_out_trust` (whether the held-out accuracy can be trusted)."""
 from __future__ import annotations
 
 import json
@@ -14,14 +15,66 @@ import torch.nn.functional as F
 
 from audiodiff.mel import MelSpec
 
-from ...conditions import ConditionError, ConditionSpec, Vocabulary
+from ...conditions import ConditionError, ConditionSpec, Vocabulary, label_fields_of
+from ...errors import UsageError
 from ...training.runtime import Attr
 from .model import Judge
 from .net import JudgeError, JudgeNet, default_mel, fit_length
 
-__all__ = ["JudgeTask", "train_judge", "fit_temperature", "load_clips", "judge_vocabulary"]
+__all__ = ["JudgeTask", "train_judge", "fit_temperature", "load_clips", "judge_vocabulary", "held_out_trust",
+           "JudgeUsageError", "TRUST_ALPHA", "TRUST_MIN_VALID", "TRUST_MIN_PER_CLASS"]
 
 log = logging.getLogger(__name__)
+
+# A judge's held-out accuracy is trusted when the held-out part holds >= TRUST_MIN_VALID clips, >= TRUST_MIN_PER_CLASS
+# of each class, and its correct count beats chance (1 / classes) by a one-sided binomial test at TRUST_ALPHA.
+TRUST_ALPHA = 0.01
+TRUST_MIN_VALID = 20
+TRUST_MIN_PER_CLASS = 2
+
+
+class JudgeUsageError(JudgeError, UsageError):
+    """A judge setting names something the data lacks (e.g. a label field); one line, exit code 2."""
+
+
+def held_out_trust(confusion: Sequence[Sequence[int]], labels: Sequence) -> dict[str, Any]:
+    """Whether a judge's held-out accuracy can be trusted, from its held-out confusion matrix.
+
+    Not trusted when the held-out part is too small to tell (fewer than :data:`TRUST_MIN_VALID` clips, or fewer
+    than :data:`TRUST_MIN_PER_CLASS` of some class) or its accuracy is not clearly above chance: the one-sided
+    binomial p-value of the correct count against chance `1 / len(labels)` exceeds :data:`TRUST_ALPHA`.
+
+    Args:
+        confusion: `(K, K)` counts, row = true class, column = predicted class. labels: the K class values.
+    Returns:
+        `{"ok", "reasons", "p_value_vs_chance", "num_valid", "num_correct", "accuracy", "chance",
+        "per_class_valid"}` (`p_value_vs_chance` / `accuracy` are None without held-out clips); with
+        `ok` False also `warning`, the one line to show.
+    """
+    from ..metrics import binomial_tail
+
+    c = torch.as_tensor(confusion, dtype=torch.long).reshape(len(labels), len(labels))
+    n, k, chance = int(c.sum()), int(c.trace()), 1.0 / len(labels)
+    counts = {str(v): int(c[i].sum()) for i, v in enumerate(labels)}
+    p = binomial_tail(k, n, chance) if n else None
+    reasons = []
+    if n == 0:
+        reasons.append("no held-out clips to measure it on")
+    elif n < TRUST_MIN_VALID:
+        reasons.append(f"only {n} held-out clips (< {TRUST_MIN_VALID}), too few to tell")
+    few = [v for v, m in counts.items() if m < TRUST_MIN_PER_CLASS]
+    if n and few:
+        reasons.append(f"fewer than {TRUST_MIN_PER_CLASS} held-out clips of class(es) {few} (counts {counts})")
+    if p is not None and p > TRUST_ALPHA:
+        reasons.append(f"{k}/{n} correct is not clearly above chance {chance:.1%} "
+                       f"(one-sided binomial p={p:.3g} > {TRUST_ALPHA})")
+    out: dict[str, Any] = {"ok": not reasons, "reasons": reasons, "p_value_vs_chance": p, "num_valid": n,
+                           "num_correct": k, "accuracy": k / n if n else None, "chance": chance,
+                           "per_class_valid": counts}
+    if reasons:
+        acc = f"{k / n:.1%} on {n} held-out clips" if n else "unmeasured"
+        out["warning"] = f"the judge's held-out accuracy ({acc}) cannot be trusted: {'; '.join(reasons)}"
+    return out
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, steps: int = 200, min_t: float = 1.0) -> float:
@@ -210,7 +263,11 @@ def train_judge(manifest, label: str, out_dir=None, sample_rate: int | None = 16
             :func:`default_mel`). device: None = CUDA when available, else CPU.
     Returns:
         `(judge, report)`; report has `valid_accuracy`, `per_class_accuracy`, `confusion`, `temperature`,
-        `valid_nll_raw` / `valid_nll` (before / after calibration), counts, timing.
+        `valid_nll_raw` / `valid_nll` (before / after calibration), counts, timing, and `trust`
+        (:func:`held_out_trust`; when not ok, its warning is also logged).
+    Raises:
+        JudgeUsageError: no entry has field `label` (checked before any audio is read); JudgeError: other bad
+            settings or data.
     """
     import hashlib
 
@@ -230,6 +287,9 @@ def train_judge(manifest, label: str, out_dir=None, sample_rate: int | None = 16
         raise JudgeError(f"seconds must be > 0; got {seconds}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
         raise JudgeError(f"batch_size must be an integer >= 2 (BatchNorm needs two items); got {batch_size!r}")
+    if not any(label in e for e in entries):
+        where = manifest if isinstance(manifest, (str, Path)) else "the given manifest entries"
+        raise JudgeUsageError(f"label={label!r} is not a field of {where}; fields: {label_fields_of(entries)}")
     vocab = judge_vocabulary(entries, label)
     labels = vocab.values
     if sample_rate is None:
@@ -297,6 +357,11 @@ def train_judge(manifest, label: str, out_dir=None, sample_rate: int | None = 16
                      for k in range(len(labels))}
         report.update(valid_accuracy=float((pred == y_valid).float().mean()), per_class_accuracy=per_class,
                       confusion=confusion.tolist())
+        log.info("judge: held-out accuracy %.1f%% on %d clips (chance %.1f%%)", 100 * report["valid_accuracy"],
+                 len(valid_e), 100 / len(labels))
+    report["trust"] = held_out_trust(report.get("confusion", [[0] * len(labels)] * len(labels)), labels)
+    if not report["trust"]["ok"]:
+        log.warning("judge: %s", report["trust"]["warning"])
     report.update(load_seconds=round(t_load, 2), train_seconds=round(time.time() - t0 - t_load, 2))
     if out_dir is not None:
         out = judge.save(out_dir)
