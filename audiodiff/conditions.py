@@ -28,7 +28,7 @@ from .errors import UsageError
 
 __all__ = ["CONDITION_KEYS", "NETWORK_KEYS", "FILE_FIELDS", "MIDI_RANGE", "ConditionError", "VocabularyError",
            "Vocabulary", "ConditionSpec", "check_fields", "require_fields", "pitch_value", "item_conditions", "network_inputs",
-           "label_fields_of", "label_key"]
+           "label_fields_of", "label_key", "label_text"]
 
 # Conditions a dataset fills from a data field: the network keyword -> the manifest / note field it reads.
 CONDITION_KEYS = ("labels", "pitch")
@@ -94,10 +94,25 @@ def _show(values: list) -> str:
 
 
 # --------------------------------------------------------------------------------------------- vocabulary
+def label_text(value) -> str | None:
+    """The text a label is written as: an integer's digits, a string itself; None for other values (a float or a
+    bool is never a class label's text)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, str):
+        return value
+    return None
+
+
 class Vocabulary:
     """Maps label values to contiguous ids `0..len-1`: the sorted unique values (ints before strings).
 
-    A value matches an entry of its own type only (:func:`label_key`): the string '3' is not the label 3.
+    A label is what the user wrote: a value matches an entry of its own type (:func:`label_key`), and otherwise
+    the entry written the same way, so the folder label "3" (a string) is the integer label 3 of a digit model, and
+    `labels=[3]` picks the class "3" of a model trained on folder names. A vocabulary that holds one label written
+    both ways (3 and "3") is refused: it would be two classes for one.
 
     Args:
         values: label values (ints or strings, duplicates allowed).
@@ -113,12 +128,30 @@ class Vocabulary:
             uniq.add(v)
         if not uniq:
             raise VocabularyError(f"vocabulary '{name}': no values")
+        texts: dict[str, list] = {}
+        for v in uniq:
+            texts.setdefault(label_text(v), []).append(v)
+        twice = [sorted(vs, key=lambda v: isinstance(v, str)) for vs in texts.values() if len(vs) > 1]
+        if twice:
+            a, b = twice[0]
+            raise VocabularyError(f"vocabulary '{name}': the label {a!r} is written both as an integer ({a!r}) and as a "
+                                  f"string ({b!r}), which would make two classes of one; write field '{name}' one "
+                                  "way in every entry")
         self.name = name
         self._set(sorted(uniq, key=lambda v: (isinstance(v, str), v)))
 
     def _set(self, values: list) -> None:
         self.values = list(values)
         self._ids = {label_key(v): i for i, v in enumerate(self.values)}
+        self._texts = {label_text(v): i for i, v in enumerate(self.values)}
+
+    def _id(self, value) -> int | None:
+        """The id of `value`: its own type's entry, else the entry written the same way (see the class doc)."""
+        i = self._ids.get(label_key(value))
+        if i is None:
+            text = label_text(value)
+            i = self._texts.get(text) if text is not None else None
+        return i
 
     @classmethod
     def ordered(cls, values: Sequence, name: str = "label") -> "Vocabulary":
@@ -142,7 +175,7 @@ class Vocabulary:
         return len(self.values)
 
     def __contains__(self, value) -> bool:
-        return label_key(value) in self._ids
+        return self._id(value) is not None
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Vocabulary) and self.values == other.values and self.name == other.name
@@ -155,7 +188,11 @@ class Vocabulary:
         if value not in self:
             shown = self.values if len(self.values) <= 50 else self.values[:50] + ["..."]
             raise VocabularyError(f"unknown {self.name} {value!r}; allowed values: {shown}")
-        return self._ids[label_key(value)]
+        return self._id(value)
+
+    def canonical(self, value):
+        """The vocabulary's own value for `value` (the integer 3 for the string "3" in a digit vocabulary)."""
+        return self.values[self.encode(value)]
 
     def decode(self, index: int):
         """Label value of id `index` (0 <= index < len)."""
@@ -169,19 +206,17 @@ class Vocabulary:
         bad = [v for v in values if v not in self]
         if bad:
             raise VocabularyError(self._mismatch(bad))
-        return [self._ids[label_key(v)] for v in values]
+        return [self._id(v) for v in values]
 
     def _mismatch(self, bad: list) -> str:
         fixes = []
         for v in bad:
             fix = None
             if isinstance(v, str) and v.strip().lstrip("+-").isdigit() and int(v) in self:
-                fix = int(v)
+                fix = self.canonical(int(v))
             elif isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and float(v) == int(v):
                 if int(v) in self:
-                    fix = int(v)
-                elif str(int(v)) in self:
-                    fix = str(int(v))
+                    fix = self.canonical(int(v))
             fixes.append(fix)
         if all(f is not None for f in fixes):
             kinds = {_kind(v) for v in bad}
@@ -409,7 +444,9 @@ class ConditionSpec:
 
 
 def _per_item(values, n: int, what: str) -> list:
-    values = list(values) if isinstance(values, (list, tuple)) else [values] * n
+    values = list(values) if isinstance(values, (list, tuple)) else [values]
+    if len(values) == 1:  # one value stands for every item, as a list of one or alone
+        values = values * n
     if len(values) != n:
         raise ConditionError(f"got {len(values)} {what} for n={n}; give one per item or a single one")
     return values

@@ -66,9 +66,28 @@ def test_an_unknown_label_names_it_and_the_allowed_ones():
     assert str(e.value) == "labels ['clap'] are not in the model's vocabulary; allowed: ['kick', 'snare', 'tom']"
     assert isinstance(e.value, UsageError) and isinstance(e.value, KeyError)
     digits = ConditionSpec({"labels": "digit"}, list(range(10)))
-    with pytest.raises(VocabularyError, match=re.escape("labels ['3'] are strings but the vocabulary holds "
-                                                        "integers [0..9]: pass 3")):
-        digits.request(["3"], 1)
+    with pytest.raises(VocabularyError, match=re.escape("labels [3.5] are not in the model's vocabulary; allowed: "
+                                                        "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]")):
+        digits.request([3.5], 1)
+    assert digits.request(["3"], 2)[0]["labels"].tolist() == [3, 3]  # the text "3" is the label 3; one for all
+
+
+def test_a_label_is_what_the_user_wrote():
+    """Folder labels are strings, a digit model's labels integers: the same text is the same class, never two."""
+    digits = Vocabulary(range(10), name="label")
+    assert digits.encode("3") == digits.encode(3) == 3 and "3" in digits and digits.canonical("3") == 3
+    named = Vocabulary(["10", "3", "7"], name="label")
+    assert named.values == ["10", "3", "7"] and named.ids([3, "7", 10]) == [1, 2, 0]
+    assert " 3" not in named and 3.0 not in named and True not in Vocabulary([0, 1])
+    with pytest.raises(VocabularyError, match=r"the label 3 is written both as an integer \(3\) and as a string "
+                                              r"\('3'\), which would make two classes of one"):
+        Vocabulary([3, "3", 7], name="label")
+    with pytest.raises(VocabularyError):
+        ConditionSpec.from_entries([{"path": "a", "label": 3}, {"path": "b", "label": "3"}], {"labels": "label"})
+    spec = ConditionSpec({"labels": "label"}, ["no", "yes"])
+    assert spec.request(["yes"], 3)[0]["labels"].tolist() == [1, 1, 1]  # a one-element list is one label for all
+    with pytest.raises(ConditionError, match="got 2 labels for n=3; give one per item or a single one"):
+        spec.request(["yes", "no"], 3)
 
 
 def test_contracts_that_do_not_hold_together_are_refused():

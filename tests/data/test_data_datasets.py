@@ -45,8 +45,9 @@ def test_vocabulary_sorted_ids_roundtrip_and_errors(tmp_path):
         v.decode(3)
     digits = Vocabulary([3, 1, 2, 10])
     assert digits.values == [1, 2, 3, 10]  # numeric order, not string order
+    assert digits.encode("3") == 2  # the text "3" is the int label 3 (a folder label given to a digit vocabulary)
     with pytest.raises(VocabularyError, match="allowed values"):
-        digits.encode("3")  # a string is not the int label 3
+        digits.encode("4")
     with pytest.raises(VocabularyError, match="must be int or str"):
         Vocabulary([1.5])
     assert Vocabulary.load(v.save(tmp_path / "vocab.json")) == v

@@ -338,18 +338,17 @@ def _class_pipe(pipe, vocab):
 
 def test_label_of_the_wrong_type_says_what_to_pass(pipe, no_sampling):
     digits = _class_pipe(pipe, list(range(10)))
-    with pytest.raises(PipelineError) as e:
-        digits.generate(n=1, labels=["3"], steps=2, progress=False)
-    assert one_line(e) == "labels ['3'] are strings but the vocabulary holds integers [0..9]: pass 3"
+    cond, items = digits._cond(["3", "7"], 2)  # a label is what the user wrote: the text "3" is the digit 3
+    assert cond["labels"].tolist() == [3, 7] and items[0]["digit"] == "3"
     with pytest.raises(PipelineError, match=r"labels \[3.0\] are floats but the vocabulary holds integers \[0..9\]"):
         digits.generate(n=1, labels=[3.0], steps=2, progress=False)
     with pytest.raises(PipelineError, match=r"labels \[True\] are not in the model's vocabulary; allowed: \[0, 1"):
         digits.generate(n=1, labels=[True], steps=2, progress=False)   # True is not the label 1
     with pytest.raises(PipelineError, match=r"labels \['x'\] are not in the model's vocabulary"):
         digits.generate(n=1, labels=["x"], steps=2, progress=False)
-    names = _class_pipe(pipe, ["3", "7"])
-    with pytest.raises(PipelineError) as e:
-        names.generate(n=2, labels=[3, 7], steps=2, progress=False)
-    assert one_line(e) == "labels [3, 7] are integers but the vocabulary holds strings ['3', '7']: pass ['3', '7']"
+    names = _class_pipe(pipe, ["3", "7"])  # classes named by folders "3" and "7": labels=[3,7] picks them
+    assert names._cond([7, 3], 2)[0]["labels"].tolist() == [1, 0]
+    with pytest.raises(PipelineError, match=r"labels \[7.0\] are floats but the vocabulary holds strings"):
+        names.generate(n=1, labels=[7.0], steps=2, progress=False)
     cond, items = digits._cond([3, np.int64(4)], 2)   # the right type maps to the vocabulary ids
     assert cond["labels"].tolist() == [3, 4] and items[0]["digit"] == 3
