@@ -67,9 +67,13 @@ def _require(cfg, finetune: bool = False) -> None:
 
 
 def _train_args(cmd: str, args: list[str]) -> list[str]:
-    """finetune defaults to `experiment=custom`."""
-    if cmd == "finetune" and not any(_override_key(a) == "experiment" for a in args):
+    """finetune defaults to `experiment=custom`; train (and config) given `data.manifest=` and no experiment or data
+    option to `experiment=own`: your own recordings, with the settings chosen from them (configs/experiment/own.yaml)."""
+    keys = {_override_key(a) for a in args}
+    if cmd == "finetune" and "experiment" not in keys:
         return ["experiment=custom", *args]
+    if cmd in ("train", "config") and "data.manifest" in keys and not keys & {"experiment", "data"}:
+        return ["experiment=own", *args]
     return list(args)
 
 
@@ -144,7 +148,14 @@ PREPARE_KEYS: dict[str, tuple[str, object, str]] = {
     "source": ("path", REQUIRED, "a folder of audio (searched recursively), a .csv or a .jsonl manifest"),
     "out": ("path", None, "manifest to write (default for a folder: <source>/manifest.jsonl; else only reported)"),
     "min_duration": ("number", 0.05, "leave out files shorter than this many seconds"),
-    "label_from": ("str", None, "labels from file names: a regex with named groups, or 'folder'"),
+    "silence_db": ("value", -60.0, "leave out files whose peak is below this many dBFS (silent); null keeps them"),
+    "label_from": ("path", None, "folder | none | a regex with named groups (?P<name>...), where labels come from: "
+                                 "folder = the first-level sub-folder's name (my_wavs/yes/s1/a.wav -> yes), none = no "
+                                 "labels, a regex = fields from file names; default: folder when every file lies in "
+                                 "one of >= 2 sub-folders, else none"),
+    "labels": ("path", None, "table.csv or table.json, labels of a folder source's files: CSV with a path or file "
+                             "column (relative to the source) and label columns; JSON {\"yes/a.wav\": \"yes\"} or "
+                             "[{path: ..., label: ...}]; files not in it are left out"),
     "label_fields": ("list", None, "CSV/JSONL columns to keep as labels, e.g. [label,speaker] (default: all)"),
     "path_column": ("str", "path", "the CSV column holding the file paths"),
     "extensions": ("list", None, "file extensions to take from a folder, e.g. [.wav,.flac]"),
@@ -251,13 +262,14 @@ def cmd_generate(args: list[str]) -> None:
 
 
 def cmd_prepare(args: list[str]) -> None:
+    """Build a manifest (a folder's goes to <source>/manifest.jsonl unless out= says otherwise) and print its
+    summary: files kept and skipped with reasons, hours, durations, rates, channels, formats, label classes."""
     kv = parse_keys(args, PREPARE_KEYS, defaults=False)  # build_manifest's own defaults (the table shows them)
     from .data.manifest import build_manifest
 
     source = kv.pop("source")
     out = kv.pop("out", None) or (Path(source) / "manifest.jsonl" if Path(source).is_dir() else None)
-    result = build_manifest(source, out=out, **kv)
-    print(result if not isinstance(result, tuple) else result[-1])
+    print(build_manifest(source, out=out, **kv))  # str(report) is the summary (ManifestReport.describe)
 
 
 def cmd_evaluate(args: list[str]) -> None:

@@ -33,6 +33,34 @@ class ConfigError(UsageError):
     """The config folder or one of its files cannot be used as it is (the message names the file)."""
 
 
+def folder_name(key: str, *, _root_=None) -> str:
+    """`${folder_name:data.manifest}`: a run name from the path at `key` (a manifest's folder, a run's folder).
+
+    `my_wavs/manifest.jsonl` -> `my_wavs`, `data/new_50.jsonl` -> `new_50`, `runs/fsdd_mel` -> `fsdd_mel`,
+    `runs/x/checkpoints/000001000` -> `x`; a path not given yet (`???`) -> `custom`. Used by the experiments for
+    your own data (configs/experiment/own.yaml, custom.yaml), so two projects do not share one default run_dir.
+    """
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(_root_, key, throw_on_missing=False, default=None) if _root_ is not None else None
+    if value is None or str(value) in ("", "???"):
+        return "custom"
+    p = Path(str(value).rstrip("/"))
+    if p.parent.name == "checkpoints" and p.name.isdigit():
+        p = p.parent.parent
+    if p.suffix.lower() in (".jsonl", ".json", ".csv"):
+        p = p.parent if p.stem == "manifest" else p.with_suffix("")
+    name = re.sub(r"[^\w.-]+", "_", p.name).strip("._") or "custom"
+    return name
+
+
+def _register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("folder_name"):
+        OmegaConf.register_new_resolver("folder_name", folder_name)
+
+
 def config_dir() -> Path:
     """The Hydra config folder: $AUDIODIFF_CONFIGS or the repository's `configs/`."""
     env = os.environ.get("AUDIODIFF_CONFIGS")
@@ -119,6 +147,7 @@ def _hydra_compose(overrides: list[str], return_hydra_config: bool = False):
     from hydra import compose as hydra_compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    _register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         return hydra_compose(config_name=PRIMARY, overrides=list(overrides), return_hydra_config=return_hydra_config)

@@ -89,6 +89,8 @@ def adopt_base(cfg: dict, init: dict) -> dict:
     cfg["schedule"], cfg["sampler"] = dict(meta["schedule"]), dict(meta["sampler"])
 
     data = cfg["data"]
+    for key in [k for k in ADOPTED_DATA_KEYS if data.get(k) == "auto"]:  # `auto` (configs/data/custom.yaml): the base's
+        del data[key]
     for key in FIXED_DATA_KEYS:
         if key in data and key in base_data and data[key] != base_data[key]:
             raise FinetuneError(f"data.{key}={data[key]!r} but the base run ({init['dir']}) was trained with "
@@ -125,9 +127,17 @@ def adopt_base(cfg: dict, init: dict) -> dict:
     vocab = list(meta.get("vocab") or [])
     added = []
     if "labels" in conds and data.get("kind", "manifest") == "manifest":
+        from ..conditions import Vocabulary, label_key
+
         values = list(dict.fromkeys(e[conds["labels"]] for e in entries))  # first-seen order, no repeats
-        outside = sorted((v for v in values if v not in vocab or type(vocab[vocab.index(v)]) is not type(v)),
-                         key=lambda v: (isinstance(v, str), v))
+        known = Vocabulary.ordered(vocab, conds["labels"]) if vocab else None
+        outside = sorted((v for v in values if known is None or v not in known),
+                         key=lambda v: (isinstance(v, str), str(v)))
+        retyped = [v for v in values if known is not None and v in known and label_key(known.canonical(v)) !=
+                   label_key(v)]
+        if retyped:
+            log.info("init_from: labels %s of %s are the base's labels %s (the same text, another type)",
+                     retyped[:10], data["manifest"], [known.canonical(v) for v in retyped[:10]])
         if outside and not ft["extend_vocab"]:
             raise FinetuneError(f"labels {outside[:10]} (field {conds['labels']!r} of {data['manifest']}) are not in "
                                 f"the base run's vocabulary {vocab}; remove them, or set finetune.extend_vocab=true to "

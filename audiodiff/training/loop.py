@@ -80,7 +80,9 @@ TRAIN_RULES = {
     "precision": ("one of ['auto', 'bf16', 'fp32'] (auto: bf16 autocast on CUDA, fp32 elsewhere)",
                   lambda v: v in ("auto", "bf16", "fp32")),
     "device": ("one of ['auto', 'cpu', 'cuda', 'cuda:<index>', 'mps']", _is_device),
-    **{k: ("true or false", lambda v: isinstance(v, bool)) for k in ("compile", "resume", "progress")},
+    **{k: ("true or false", lambda v: isinstance(v, bool)) for k in ("compile", "progress")},
+    "resume": ("true (continue a run trained with the same data and settings), false (refuse a run_dir that holds "
+               "checkpoints) or force (continue it with other settings)", lambda v: v in (True, False, "force")),
     "init_from": ("null or the path of a run or checkpoint directory",
                   lambda v: v is None or (isinstance(v, str) and v != "")),
     "lora": ("null or a mapping with keys among ['alpha', 'merge', 'rank', 'targets'] (rank an integer >= 1, alpha "
@@ -308,7 +310,7 @@ class DiffusionTask:
     Built inside the runtime (after it seeded every generator); `step` is a :class:`DenoiserStep`.
     """
 
-    def __init__(self, cfg: dict, rt: Runtime):
+    def __init__(self, cfg: dict, rt: Runtime, start: "Start | None" = None):
         from ..data.build import build_dataset, collate  # data imports librosa; keep `import audiodiff` light
 
         t = cfg["train"]
@@ -316,11 +318,10 @@ class DiffusionTask:
         self.run_dir = Path(cfg["run_dir"])
         device, world = rt.device, rt.world
 
-        # ---- fine-tuning starts from a run: it adopts what defines the model's meaning (training/finetune.py)
-        init = plan = None
-        if t["init_from"]:
-            init = finetune.load_base(t["init_from"])
-            plan = finetune.adopt_base(cfg, init)
+        # ---- fine-tuning starts from a run: it adopts what defines the model's meaning (training/finetune.py);
+        # `start` (made by train() before the runtime) has done that and chosen every `auto` data setting
+        start = start if start is not None else plan_start(cfg)
+        init, plan = start.init, start.plan
 
         # ---- data
         data = build_dataset(cfg["data"], split="train", seed=t["seed"], vocab=plan["vocab"] if plan else None)
@@ -385,6 +386,9 @@ class DiffusionTask:
                 sample_rate
 
         self.step = DenoiserStep(rt, train_denoiser.loss, net, params, opt, ema, prepare)
+        if rt.main:  # what the data looked like and what was chosen, before the first step
+            for line in start.summary(len(self.dataset), net_cfg, sum(p.numel() for p in net.parameters())):
+                log.info("%s", line)
 
         if plan is not None:  # the fine-tuned model keeps every condition and label of its base
             conditions = ConditionSpec(plan["conditions"], plan["vocab"],
@@ -451,10 +455,71 @@ def train(cfg) -> Path:
         TrainingError: training diverged (repeated non-finite losses).
     """
     cfg = resolve_config(cfg)
+    start = plan_start(cfg)  # fine-tune adoption and `auto` data settings, before anything is written
     with Runtime(cfg["run_dir"], runtime_settings(cfg["train"]), kind="diffusion", distributed=True,
-                 config=cfg) as rt:
-        rt.fit(DiffusionTask(cfg, rt))
+                 config=cfg, fingerprint=start.fingerprint) as rt:
+        rt.fit(DiffusionTask(cfg, rt, start))
     return Path(cfg["run_dir"])
+
+
+class Start:
+    """What a diffusion run starts from, decided before the runtime writes anything: the fine-tune base and its plan
+    (:func:`finetune.adopt_base`), the data settings chosen from the data (:func:`audiodiff.data.plan.plan_data`),
+    the manifest's entries and the run's data fingerprint."""
+
+    def __init__(self, init, plan, notes: list[str], entries: list[dict] | None, fingerprint: dict | None,
+                 data: dict):
+        self.init, self.plan, self.notes, self.entries, self.fingerprint, self.data = \
+            init, plan, notes, entries, fingerprint, data
+
+    def summary(self, n_train: int, model: dict, parameters: int) -> list[str]:
+        """The lines logged before the first step: the data as found, the split and what was chosen."""
+        from ..data.plan import describe_data
+
+        lines = []
+        if self.entries:
+            from ..data.manifest import split_manifest
+
+            train, valid = split_manifest(self.entries, float(self.data.get("valid_fraction", 0.1)), seed=0,
+                                          group_by=self.data.get("group_by"))
+            lines = describe_data(self.entries, self.data, len(train), len(valid), model, parameters)
+            if n_train < len(train):
+                lines.append(f"  {len(train) - n_train} training file(s) left out as unusable (listed above)")
+        else:
+            lines = [f"data: built-in notes ({self.data.get('kind')}), {n_train} items; model {model.get('name')}, "
+                     f"{parameters / 1e6:.1f} M parameters"]
+        if self.init is not None:
+            lines.append(f"  fine-tuning {self.init['dir']} (step {self.init['step']})")
+        if self.notes:
+            lines.append("  chosen from the data (name a setting to choose it yourself):")
+            lines += [f"    {n}" for n in self.notes]
+        return lines
+
+
+def plan_start(cfg: dict) -> Start:
+    """Adopt the fine-tune base's settings (`train.init_from`) and choose every `auto` data setting, in place."""
+    from ..data.plan import has_auto, manifest_fingerprint, plan_data
+
+    init = plan = None
+    if cfg["train"]["init_from"]:
+        init = finetune.load_base(cfg["train"]["init_from"])
+        plan = finetune.adopt_base(cfg, init)
+    data = cfg["data"]
+    entries = None
+    if data.get("kind", "manifest") == "manifest" and data.get("manifest"):
+        from ..data.manifest import read_manifest
+
+        entries = read_manifest(data["manifest"])
+    notes = []
+    if has_auto(data):
+        data, notes = plan_data(data, cfg["model"], entries)
+        cfg["data"] = data
+    if entries is not None:
+        fp = {"data": {**manifest_fingerprint(entries, Path(data["manifest"]).parent),
+                       "source": str(data["manifest"])}}
+    else:
+        fp = {"data": {"files": 0, "source": f"built-in notes {json.dumps(data.get('synth'), sort_keys=True)}"}}
+    return Start(init, plan, notes, entries, fp, data)
 
 
 def _only_rows(grad: torch.Tensor, lo: int, hi: int) -> torch.Tensor:

@@ -85,6 +85,10 @@ class RunDirExistsError(TrainingConfigError):
     """`train.resume=false` on a run directory that already holds checkpoints (they are never overwritten)."""
 
 
+class RunSettingsError(TrainingConfigError):
+    """`train`/`finetune` into a run that was trained with other data or settings: nothing is resumed without asking."""
+
+
 class RunDirBusyError(TrainingError):
     """Another live process is training into the same run directory; the message names it (pid, host, start)."""
 
@@ -329,6 +333,65 @@ def trim_metrics(path: Path, step: int) -> int:
     return dropped
 
 
+# Settings that change how a run is carried out, not what it learns: a resume may change them without asking.
+# (`data.manifest` is compared by the content it lists, the data fingerprint, not by its path.)
+RESUME_FREE = ("run_dir", "name", "data.manifest", "data.cache_dir", "train.device", "train.num_workers",
+               "train.progress", "train.resume", "train.max_seconds", "train.compile", "train.log_every",
+               "train.sample_every", "train.ckpt_every", "train.keep_checkpoints", "train.keep", "train.precision",
+               "train.amp", "train.valid_every")
+FINGERPRINT_FILE = "fingerprint.json"
+
+
+def _flat(d, prefix: str = "") -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _short_value(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def run_differences(run_dir: Path, config: dict | None, fingerprint: dict | None) -> list[str]:
+    """What differs between the run in `run_dir` (its `config.yaml` and data fingerprint) and a new start.
+
+    Keys in :data:`RESUME_FREE` may differ; a key only one side has (a setting added to the package since the run
+    started) is not compared; `auto` matches the value it resolved to. Returns one `key: run X, now Y` per change.
+    """
+    import yaml
+
+    diffs = []
+    old_fp_path = run_dir / FINGERPRINT_FILE
+    if fingerprint is not None and old_fp_path.is_file():
+        try:
+            old_fp = json.loads(old_fp_path.read_text())
+        except (OSError, ValueError):
+            old_fp = None
+        if isinstance(old_fp, dict) and old_fp.get("data") and old_fp["data"] != fingerprint.get("data"):
+            o, n = old_fp["data"], fingerprint.get("data") or {}
+            diffs.append(f"data: the run was trained on {o.get('files', '?')} files of {o.get('source', '?')}, "
+                         f"now {n.get('files', '?')} files of {n.get('source', '?')} (other recordings or labels)")
+    cfg_path = run_dir / "config.yaml"
+    if config is not None and cfg_path.is_file():
+        try:
+            old = yaml.safe_load(cfg_path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            old = {}
+        a, b = _flat(old), _flat(config)
+        for key in sorted(set(a) & set(b)):
+            if any(key == f or key.startswith(f + ".") for f in RESUME_FREE):
+                continue
+            if a[key] != b[key] and b[key] != "auto" and a[key] != "auto":
+                diffs.append(f"{key}: run {_short_value(a[key])}, now {_short_value(b[key])}")
+    return diffs
+
+
 def write_config(run_dir: Path, cfg: dict) -> None:
     """`run_dir/config.yaml`: the resolved config of this start (temporary name, then rename)."""
     import yaml
@@ -337,6 +400,13 @@ def write_config(run_dir: Path, cfg: dict) -> None:
     with open(tmp, "w") as f:
         yaml.safe_dump(cfg, f, sort_keys=False)
     os.replace(tmp, run_dir / "config.yaml")
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """`data` as JSON at `path` (temporary name, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
 
 
 def tensorboard(run_dir: Path, purge_step: int | None = None):
@@ -379,9 +449,13 @@ class Runtime:
         kind: the run meta's kind (`diffusion`, `vocoder`, `judge`); a run directory of another kind is refused.
         distributed: take rank and world from `torchrun` (only the diffusion task shards its data).
         config: the resolved config written to `run_dir/config.yaml`.
+        fingerprint: what identifies the run's data (e.g. `{"data": manifest_fingerprint(...)}`), written to
+            `run_dir/fingerprint.json`; a resume whose config or fingerprint differs is refused (:func:`run_differences`)
+            unless `resume` is `force`.
     """
 
-    def __init__(self, run_dir, settings: dict, kind: str, distributed: bool = False, config: dict | None = None):
+    def __init__(self, run_dir, settings: dict, kind: str, distributed: bool = False, config: dict | None = None,
+                 fingerprint: dict | None = None):
         unknown = sorted(set(settings) - set(RUNTIME_DEFAULTS))
         if unknown:
             raise TrainingConfigError(f"unknown runtime settings {unknown}; allowed: {sorted(RUNTIME_DEFAULTS)}")
@@ -393,7 +467,11 @@ class Runtime:
             raise TrainingConfigError(f"train.precision={self.t['precision']!r} is not allowed; allowed: "
                                       f"{list(PRECISIONS)}")
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.kind, self.distributed, self.config = kind, distributed, config
+        if self.t["resume"] not in (True, False, "force"):
+            raise TrainingConfigError(f"train.resume={self.t['resume']!r} is not allowed; allowed: true, false or force")
+        self.kind, self.distributed, self.config, self.fingerprint = kind, distributed, config, fingerprint
+        self._created = False  # this start made run_dir (removed again if the start fails before a step)
+        self._started = False
         self.schedules: list[LRSchedule] = []
         self.step, self.position = 0, (0, 0)
         self._lock = None
@@ -410,18 +488,32 @@ class Runtime:
         self.main = rank == 0
         try:
             if self.run_dir is not None:
+                self._created = not self.run_dir.exists()
                 self._lock = lock_run_dir(self.run_dir, rank, device)
                 self._prepare_run_dir()
             seed_everything(t["seed"] + rank)
             # the task's generator: noise levels, noise, condition dropout, augmentation
             self.generator = torch.Generator(device=device).manual_seed(t["seed"] * 7919 + rank)
         except BaseException:
+            self._discard_failed_start()
             self._close()
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and not self._started:
+            self._discard_failed_start()
         self._close()
+
+    def _discard_failed_start(self) -> None:
+        """A start that failed before its first step leaves no empty run behind: the folder goes when this start
+        made it and it holds no checkpoint (a run_dir that existed before is left as it was found)."""
+        if self.run_dir is None or not self.main or self._lock is None or not self._created or self._held():
+            return
+        import shutil
+
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        log.info("%s: removed (the start failed before its first step)", self.run_dir)
 
     def _close(self) -> None:
         if self._lock is not None:
@@ -441,9 +533,29 @@ class Runtime:
             raise RunDirExistsError(
                 f"{self.run_dir}: already holds checkpoints for steps {held} and train.resume=false would overwrite "
                 f"them; train into a new run_dir, or set train.resume=true to continue from step {held[-1]}")
+        if held and self.t["resume"] is True:
+            self._check_kind(held[-1])  # a run of another trainer is named as such, before its settings are compared
+            diffs = run_differences(self.run_dir, self.config, self.fingerprint)
+            if diffs:
+                raise RunSettingsError(
+                    f"{self.run_dir}: holds a run (step {held[-1]}) trained with other data or settings ("
+                    f"{'; '.join(diffs[:4])}{'; ...' if len(diffs) > 4 else ''}); train into a new run_dir=..., or "
+                    "continue this run with the new settings with train.resume=force")
         if self.main:
             ckpt_io.clean_run_dir(self.run_dir)  # logs each removal
         dist_utils.barrier()
+
+    def _check_kind(self, step: int) -> None:
+        from ..runs.meta import RunKindError, read_kind
+
+        path = ckpt_io.step_dir(self.run_dir, step) / "meta.json"
+        try:
+            kind = read_kind(json.loads(path.read_text()), path)[0]
+        except (OSError, ValueError):
+            return  # a damaged meta.json is named when the checkpoint is loaded
+        if kind != self.kind:
+            raise RunKindError(f"{path}: holds a {kind!r} run, expected a {self.kind!r} run (this run_dir belongs to "
+                               "another trainer); train into a new run_dir")
 
     # ------------------------------------------------------------------ what tasks call
     def schedule(self, optimizer: torch.optim.Optimizer) -> LRSchedule:
@@ -559,6 +671,8 @@ class Runtime:
             run_dir.mkdir(parents=True, exist_ok=True)
             if self.config is not None:
                 write_config(run_dir, self.config)
+            if self.fingerprint is not None:
+                write_json_atomic(run_dir / FINGERPRINT_FILE, self.fingerprint)
             trim_metrics(run_dir / "metrics.jsonl", self.step)
         writer = tensorboard(run_dir, purge_step=self.step + 1 if self.step else None) if files else None
         if main and hasattr(task, "begin"):
@@ -603,6 +717,7 @@ class Runtime:
                     continue
                 bad_steps = 0
                 self.step += 1
+                self._started = True
                 bar.update(1)
                 audio_seconds += float(metrics.pop("audio_seconds", 0.0))
                 row = _floats(metrics)  # host sync: one read of every tensor the step returned

@@ -182,7 +182,7 @@ def runtime_settings(cfg: dict) -> dict:
             "lr_schedule": t["lr_schedule"], "lr_gamma": float(t["lr_gamma"]), "grad_clip": t["grad_clip"],
             "max_bad_steps": int(t["max_bad_steps"]), "max_seconds": t["max_seconds"],
             "ckpt_every": int(t["ckpt_every"]), "keep_checkpoints": t["keep"], "log_every": int(t["log_every"]),
-            "resume": bool(t["resume"]), "progress": bool(t["progress"])}
+            "resume": t["resume"] if t["resume"] == "force" else bool(t["resume"]), "progress": bool(t["progress"])}
 
 
 # ---------------------------------------------------------------------------- validation

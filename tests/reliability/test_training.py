@@ -175,7 +175,7 @@ def test_leftovers_of_a_killed_run_are_cleaned_at_start_and_logged(run_copy, cap
     shutil.copy(root / "000000002" / "model.safetensors", root / "000000008")
     (root / "last").write_text("000000008\n")
     with caplog.at_level(logging.WARNING, logger="audiodiff.checkpoint"):
-        audiodiff.train(tiny_cfg(run, steps=4))
+        audiodiff.train(tiny_cfg(run, steps=4, resume="force"))
     logged = caplog.text
     for name in (".tmp-000000004-abc", ".trash-000000001-def", ".last-xyz", "000000006", "000000008"):
         assert f"removed {root / name}" in logged, name
@@ -269,7 +269,7 @@ def test_a_truncated_weights_file_names_the_file(run_copy, name):
         load_checkpoint(run_copy)
     assert str(path) in str(e.value) and "bytes" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(CheckpointError, match=name):  # a resume says the same
-        audiodiff.train(tiny_cfg(run_copy, steps=4))
+        audiodiff.train(tiny_cfg(run_copy, steps=4, resume="force"))
     # without the sizes in meta.json (an older checkpoint) the library's error is still wrapped
     meta = json.loads((_ckpt(run_copy) / "meta.json").read_text())
     meta.pop("files")
@@ -312,7 +312,7 @@ def test_a_train_state_that_is_not_weights_only_is_refused_without_suggesting_we
     assert msg.startswith(f"{path}: holds Python objects") and "\n" not in msg
     assert "weights_only" not in msg and e.value.__cause__ is None and e.value.__suppress_context__
     with pytest.raises(CheckpointError, match="holds Python objects"):
-        audiodiff.train(tiny_cfg(run_copy, steps=4))
+        audiodiff.train(tiny_cfg(run_copy, steps=4, resume="force"))
     path = _replace_train_state(_ckpt(run_copy), data=path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match=re.escape(f"{path}: is not a readable torch file")):
         load_checkpoint(run_copy)
@@ -342,7 +342,7 @@ def test_a_damaged_vocoder_folder_names_the_file(tmp_path):
     ("train.log_every", 0, ["train.log_every=0 is not allowed"]),
     ("train.accumulate", 0, ["train.accumulate=0 is not allowed"]),
     ("train.lr", 0, ["train.lr=0 is not allowed", "a number > 0"]),
-    ("train.resume", "yes", ["train.resume='yes' is not allowed", "true or false"]),
+    ("train.resume", "yes", ["train.resume='yes' is not allowed", "true (continue", "false (refuse", "or force"]),
     ("train.precision", "fp16", ["train.precision='fp16' is not allowed", "'bf16'"]),
     ("train.device", "gpu", ["train.device='gpu' is not allowed", "'cuda:<index>'"]),
     ("train.betas", [0.9], ["train.betas=[0.9] is not allowed", "two numbers"]),
@@ -400,14 +400,21 @@ def test_every_shipped_experiment_passes_the_checks():
 
 
 def test_resuming_with_another_model_names_the_differing_keys(run_copy):
-    cfg = tiny_cfg(run_copy, steps=4)
+    cfg = tiny_cfg(run_copy, steps=2)
     cfg["model"]["channels"] = [16, 64]
+    with pytest.raises(loop.TrainingConfigError) as e:  # asked before anything is loaded: what differs, and the way out
+        audiodiff.train(cfg)
+    msg = str(e.value)
+    assert "model.channels: run [16, 32], now [16, 64]" in msg and "size mismatch" not in msg
+    assert "train.resume=force" in msg and "new run_dir" in msg and "\n" not in msg
+    assert steps_of(run_copy) == [2]
+    cfg["train"]["resume"] = "force"  # forced: the network still cannot take the run's weights, and says which keys
     with pytest.raises(loop.TrainingConfigError) as e:
         audiodiff.train(cfg)
     msg = str(e.value)
     assert "model.channels: run [16, 32], config [16, 64]" in msg and "size mismatch" not in msg
     assert "train.resume=true" in msg and "new run_dir" in msg and str(run_copy / "config.yaml") in msg
     assert steps_of(run_copy) == [2]
-    cfg = tiny_cfg(run_copy, steps=4, lora={"rank": 2})
+    cfg = tiny_cfg(run_copy, steps=4, lora={"rank": 2}, resume="force")
     with pytest.raises(loop.TrainingConfigError, match=r"train.lora: run None, config \{'rank': 2\}"):
         audiodiff.train(cfg)

@@ -95,7 +95,7 @@ def test_leftovers_of_a_killed_vocoder_run_are_cleaned_at_start_and_logged(run_c
     shutil.copy(root / "000000002" / "model.safetensors", root / "000000008")
     (root / "last").write_text("000000008\n")
     with caplog.at_level(logging.WARNING, logger="audiodiff.checkpoint"):
-        train_vocoder(_cfg(shared_data, run, steps=4))
+        train_vocoder(_cfg(shared_data, run, steps=4, resume="force"))
     for name in (".tmp-000000004-abc", ".trash-000000001-def", ".last-xyz", "000000006", "000000008"):
         assert f"removed {root / name}" in caplog.text, name
     assert steps_of(run) == [2, 4] and leftovers(run) == []  # resumed from 2, not from the partial 8
@@ -141,7 +141,7 @@ def test_resume_drops_the_rows_after_the_checkpoint_so_each_step_is_logged_once(
         f.write(json.dumps({"step": 4, "loss/gen": 1.0}) + "\n")
         f.write('{"step": 5, "loss/g')  # a line cut off by the kill
     with caplog.at_level(logging.INFO, logger="audiodiff.train"):
-        train_vocoder(_cfg(shared_data, run, steps=3))
+        train_vocoder(_cfg(shared_data, run, steps=3, resume="force"))
     assert "dropped 3 row(s) after step 2" in caplog.text
     assert steps_of(run) == [2, 3] and row_steps(run) == [1, 2, 3]
     assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["loss/gen"] != 1.0

@@ -51,7 +51,10 @@ def test_few_steps_write_checkpoint_in_design_layout(tmp_path):
 
 def test_rerun_resumes_and_extends(tmp_path):
     loop.train(tiny_cfg(tmp_path / "a", steps=2))
-    loop.train(tiny_cfg(tmp_path / "a", steps=4))  # same run_dir: continues at step 2
+    with pytest.raises(loop.TrainingConfigError, match=r"train.steps: run 2, now 4.*train.resume=force"):
+        loop.train(tiny_cfg(tmp_path / "a", steps=4))  # other settings: refused, nothing changes
+    assert sorted(losses(tmp_path / "a")) == [1, 2]
+    loop.train(tiny_cfg(tmp_path / "a", steps=4, resume="force"))  # same run_dir, asked for: continues at step 2
     loop.train(tiny_cfg(tmp_path / "b", steps=4))
     la, lb = losses(tmp_path / "a"), losses(tmp_path / "b")
     assert sorted(la) == [1, 2, 3, 4]

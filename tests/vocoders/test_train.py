@@ -44,7 +44,7 @@ def test_gan_training_checkpoints_resumes_and_fine_tunes(shared_data, tmp_path):
     mel = exported.mel(torch.randn(1, 1000) * 0.1)
     assert torch.equal(exported(mel), from_run(mel))
 
-    train_vocoder(_cfg(shared_data, run, steps=3))  # resume: one more step
+    train_vocoder(_cfg(shared_data, run, steps=3, resume="force"))  # resume with one more step (asked for)
     ck3 = load_checkpoint(run)
     assert ck3["step"] == 3 and ck3["train_state"]["opt_g"]["state"][0]["step"].item() == 3
 

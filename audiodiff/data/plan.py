@@ -1,0 +1,255 @@
+"""Data settings chosen from the data: every `auto` of a manifest's data section resolved, and the summary of a run.
+
+`audiodiff train data.manifest=M` with no experiment (`configs/experiment/own.yaml`, data `configs/data/custom.yaml`)
+leaves the settings that depend on the recordings as `auto`; :func:`plan_data` reads the manifest once and picks
+them by the rules below, which follow what the recipes measured best on a 2-core CPU (recipes/fsdd: a mel
+1-D U-Net + Griffin-Lim at 8 kHz; recipes/sax: the same at 16 kHz):
+
+- `representation: auto`: what the network takes, a mel for a mel network (`mel_bands` set, or `unet2d`), else
+  the waveform (so the data section never contradicts the model);
+- `sample_rate: auto`: the most common rate of the files, capped at 16 kHz (CPU minutes grow with the rate); for a
+  mel model, the highest rate at or below it that has a mel contract in `configs/mel/` (8000, 16000, 22050 Hz);
+  files at another rate are resampled when read;
+- `mel: auto`: that rate's contract (`MEL_CONTRACTS`), so a mel model and its vocoder pair;
+- `segment_seconds: auto`: the 90th percentile of the durations rounded up to a quarter second, within
+  [0.5, 2.0] s (longer clips are cropped, shorter ones zero-padded);
+- `random_crop: auto`: true when the median file is more than 1.5 segments long (long recordings: crops anywhere),
+  false otherwise (clips start at their onset, as the digit and note recipes train);
+- `loudness_db: auto`: -20 dBFS (each file normalised, as the fsdd and sax recipes do);
+- `conditions: auto`: class labels from the field `label` when every file has one and there are at least 2 and
+  at most half as many classes as files (one file per class is not a class); pitch from a numeric field `pitch`.
+
+:func:`describe_data` is the summary every manifest run logs before its first step: items, hours, durations, the
+rates found and the one used, classes with their counts, the held-out split, and the representation, mel contract
+and network chosen. Nothing here draws from a random generator.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import numbers
+import statistics
+from pathlib import Path
+from typing import Sequence
+
+from ..conditions import FILE_FIELDS
+from ..errors import UsageError
+
+AUTO = "auto"
+# the mel contracts of configs/mel/ by sample rate: the auto mel path's choices (and the recipes' contracts)
+MEL_CONTRACTS = {8000: "fsdd", 16000: "notes16k_80", 22050: "ljspeech"}
+CPU_MAX_RATE = 16000
+SEGMENT_RANGE = (0.5, 2.0)
+AUTO_KEYS = ("representation", "sample_rate", "mel", "segment_seconds", "random_crop", "loudness_db", "conditions")
+LABEL_FIELD, PITCH_FIELD = "label", "pitch"
+
+__all__ = ["AUTO", "AUTO_KEYS", "MEL_CONTRACTS", "DataPlanError", "plan_data", "has_auto", "takes_mel",
+           "describe_data", "choose_rate"]
+
+
+class DataPlanError(UsageError):
+    """An `auto` data setting cannot be chosen from this manifest; the message names the setting and what to give."""
+
+
+def has_auto(data: dict) -> bool:
+    """True when a data setting of :data:`AUTO_KEYS` is `auto` (it must be resolved before the data is built)."""
+    return any(data.get(k) == AUTO for k in AUTO_KEYS)
+
+
+def takes_mel(model: dict) -> bool:
+    """True for a network that denoises mel spectrograms: `unet2d`, or `unet1d` with `mel_bands` set."""
+    return model.get("name") == "unet2d" or model.get("mel_bands") not in (None, 0)
+
+
+def choose_rate(rates: Sequence[int], mel: bool) -> int:
+    """The model rate for files at `rates`: the most common (ties: the higher), capped at :data:`CPU_MAX_RATE`;
+    for a mel model the highest contract rate of :data:`MEL_CONTRACTS` at or below it (8000 when all are lower)."""
+    counts = collections.Counter(int(r) for r in rates)
+    top = max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    rate = min(top, CPU_MAX_RATE)
+    if mel:
+        below = [r for r in sorted(MEL_CONTRACTS) if r <= rate]
+        rate = below[-1] if below else min(MEL_CONTRACTS)
+    return rate
+
+
+def _segment(durations: list[float]) -> float:
+    q = _quantile(durations, 0.9)
+    lo, hi = SEGMENT_RANGE
+    return float(min(hi, max(lo, math.ceil(q * 4 - 1e-9) / 4)))
+
+
+def _quantile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    pos = q * (len(s) - 1)
+    i = int(math.floor(pos))
+    return s[i] if i + 1 >= len(s) else s[i] + (s[i + 1] - s[i]) * (pos - i)
+
+
+def _auto_conditions(entries: list[dict]) -> tuple[dict, list[str]]:
+    notes, conds = [], {}
+    n = len(entries)
+    if all(LABEL_FIELD in e for e in entries):
+        classes = len({(type(e[LABEL_FIELD]).__name__, e[LABEL_FIELD]) for e in entries})
+        if 2 <= classes <= n / 2:
+            conds["labels"] = LABEL_FIELD
+        else:
+            notes.append(f"field {LABEL_FIELD!r} has {classes} value(s) over {n} files, so it is not used as a class "
+                         "condition (needs at least 2, and at most half as many as files)")
+    if all(isinstance(e.get(PITCH_FIELD), numbers.Real) and not isinstance(e.get(PITCH_FIELD), bool) for e in entries):
+        conds["pitch"] = PITCH_FIELD
+    others = [f for f in _fields(entries) if f not in conds.values()]
+    if others:
+        notes.append(f"other fields {others} are not conditions (data.conditions={{labels:{others[0]}}} would "
+                     "use one)")
+    return conds, notes
+
+
+def _fields(entries: list[dict]) -> list[str]:
+    seen: dict[str, None] = {}
+    for e in entries:
+        for k in e:
+            if k not in FILE_FIELDS:
+                seen[k] = None
+    return list(seen)
+
+
+def plan_data(data: dict, model: dict, entries: list[dict] | None = None) -> tuple[dict, list[str]]:
+    """`(data, notes)`: a copy of the data section with every `auto` of :data:`AUTO_KEYS` chosen from the manifest.
+
+    Args:
+        data: a `kind: manifest` data section (values given are kept as they are).
+        model: the model section (a mel network makes `representation: auto` a mel).
+        entries: the manifest's entries when already read (else read from `data["manifest"]`).
+    Returns:
+        the resolved section and one line per choice made (for the run's summary).
+    Raises:
+        DataPlanError: `auto` on built-in notes, an empty manifest, or `mel: auto` at a rate with no contract.
+    """
+    data = dict(data)
+    if not has_auto(data):
+        return data, []
+    if data.get("kind", "manifest") != "manifest":
+        bad = [k for k in AUTO_KEYS if data.get(k) == AUTO]
+        raise DataPlanError(f"data.{bad[0]}=auto is chosen from a manifest's recordings, but data.kind="
+                            f"{data.get('kind')!r}; allowed: a value (see configs/data/)")
+    if entries is None:
+        from .manifest import read_manifest
+
+        entries = read_manifest(data["manifest"])
+    if not entries:
+        raise DataPlanError(f"data.manifest={data['manifest']} lists no files; nothing to choose settings from")
+    notes = []
+    if data.get("representation") == AUTO:
+        data["representation"] = "mel" if takes_mel(model) else "waveform"
+        notes.append(f"representation: {data['representation']} (what model {model.get('name')} takes)")
+    mel = data.get("representation") == "mel"
+    rates = [int(e["sample_rate"]) for e in entries]
+    if data.get("sample_rate") == AUTO:
+        data["sample_rate"] = choose_rate(rates, mel)
+        top = collections.Counter(rates).most_common(1)[0][0]
+        why = "the files' rate" if data["sample_rate"] == top else \
+            f"most files are {top} Hz; {'the highest mel contract rate at or below it' if mel else 'capped'} " \
+            f"(CPU: at most {CPU_MAX_RATE} Hz)"
+        notes.append(f"sample rate: {data['sample_rate']} Hz ({why}; data.sample_rate=<Hz> to choose)")
+    if mel and data.get("mel") == AUTO:
+        sr = data["sample_rate"]
+        if sr not in MEL_CONTRACTS:
+            raise DataPlanError(f"data.mel=auto has no mel contract for data.sample_rate={sr}; allowed rates: "
+                                f"{sorted(MEL_CONTRACTS)} (or give a contract: +mel@data.mel=<name of configs/mel/>)")
+        from ..config import group_file
+
+        data["mel"] = group_file("mel", MEL_CONTRACTS[sr])
+        notes.append(f"mel contract: {MEL_CONTRACTS[sr]} (configs/mel/{MEL_CONTRACTS[sr]}.yaml, "
+                     f"{data['mel']['n_mels']} bands, hop {data['mel']['hop_length']})")
+    durations = [float(e["duration"]) for e in entries]
+    if data.get("segment_seconds") == AUTO:
+        data["segment_seconds"] = _segment(durations)
+        notes.append(f"segment: {data['segment_seconds']:g} s (90% of the files are at most "
+                     f"{_quantile(durations, 0.9):.2f} s; within {SEGMENT_RANGE[0]:g}-{SEGMENT_RANGE[1]:g} s)")
+    if data.get("random_crop") == AUTO:
+        seg = float(data["segment_seconds"])
+        data["random_crop"] = statistics.median(durations) > 1.5 * seg
+        notes.append("crops: " + ("anywhere in the file (the median file is longer than 1.5 segments)"
+                                  if data["random_crop"] else "from the start of each file (clips start at their "
+                                  "onset; shorter ones are zero-padded)"))
+    if data.get("loudness_db") == AUTO:
+        data["loudness_db"] = -20.0
+        notes.append("loudness: each file normalised to -20 dBFS (data.loudness_db=null keeps the recorded levels)")
+    if data.get("conditions") == AUTO:
+        data["conditions"], more = _auto_conditions(entries)
+        notes.append(f"conditions: {data['conditions'] or 'none (unconditional)'}")
+        notes += more
+    return data, notes
+
+
+def describe_data(entries: list[dict], data: dict, train: int, valid: int, model: dict | None = None,
+                  parameters: int | None = None) -> list[str]:
+    """The summary lines a manifest run logs before its first step (see the module docstring)."""
+    n = len(entries)
+    durations = [float(e["duration"]) for e in entries]
+    rates = collections.Counter(int(e["sample_rate"]) for e in entries)
+    hours = sum(durations) / 3600
+    lines = [f"data: {data.get('manifest')}: {n} files, {hours:.2f} h (durations {min(durations):.2f}-"
+             f"{max(durations):.2f} s, median {statistics.median(durations):.2f} s)"]
+    found = ", ".join(f"{r} Hz x {c}" for r, c in sorted(rates.items()))
+    lines.append(f"  sample rates found: {found}; model rate {data.get('sample_rate')} Hz"
+                 + (" (others resampled when read)" if set(rates) != {data.get("sample_rate")} else ""))
+    conds = data.get("conditions") or {}
+    if "labels" in conds:
+        fld = conds["labels"]
+        counts = collections.Counter(str(e.get(fld)) for e in entries)
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())[:20])
+        more = f", ... ({len(counts)} in all)" if len(counts) > 20 else ""
+        lines.append(f"  classes ({fld}): {len(counts)}: {shown}{more}")
+    if "pitch" in conds:
+        ps = [float(e[conds["pitch"]]) for e in entries if conds["pitch"] in e]
+        lines.append(f"  pitch ({conds['pitch']}): MIDI {min(ps):g}-{max(ps):g}")
+    if not conds:
+        lines.append("  conditions: none (an unconditional model)")
+    lines.append(f"  split: {train} train / {valid} held out (data.valid_fraction={data.get('valid_fraction', 0.1)})")
+    rep = data.get("representation", "waveform")
+    what = f"  representation: {rep}"
+    if rep == "mel" and isinstance(data.get("mel"), dict):
+        m = data["mel"]
+        name = next((k for k, v in MEL_CONTRACTS.items() if v and _same_contract(m, v)), None)
+        what += f" (mel contract {MEL_CONTRACTS[name] if name else 'custom'}: {m.get('n_mels')} bands, hop " \
+                f"{m.get('hop_length')}, {m.get('sample_rate')} Hz)"
+    what += f"; segment {float(data.get('segment_seconds', 0)):g} s; loudness " + \
+            ("as recorded" if data.get("loudness_db") is None else f"{data['loudness_db']:g} dBFS")
+    lines.append(what)
+    if model is not None:
+        size = f", {parameters / 1e6:.1f} M parameters" if parameters else ""
+        lines.append(f"  model: {model.get('name')}{size}")
+    return lines
+
+
+def _same_contract(mel: dict, name: str) -> bool:
+    from ..config import group_file
+
+    try:
+        ref = group_file("mel", name)
+    except Exception:  # a config folder without that contract
+        return False
+    return all(mel.get(k) == v for k, v in ref.items())
+
+
+def manifest_fingerprint(entries: list[dict], root: str | Path | None = None) -> dict:
+    """`{"sha256", "files"}` of a manifest's content: every entry's path (relative to `root` when inside it),
+    duration, rate and fields, in order. Two manifests that list the same recordings with the same labels share it."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    base = Path(root).resolve() if root is not None else None
+    for e in entries:
+        p = Path(e["path"])
+        if base is not None:
+            try:
+                p = p.resolve().relative_to(base)
+            except ValueError:
+                pass
+        row = {**e, "path": p.as_posix()}
+        h.update(json.dumps(row, sort_keys=True, default=str).encode())
+        h.update(b"\n")
+    return {"sha256": h.hexdigest(), "files": len(entries)}
