@@ -31,6 +31,8 @@ def test_experiment_composes_and_builds(name, shared_data, monkeypatch, tmp_path
 
         base = loop.train(tiny_cfg(tmp_path / "base", steps=2))
         args += [f"data.manifest={shared_data}/fsdd/manifest.jsonl", f"train.init_from={base}"]
+    if name == "own":  # your own recordings: the data settings are chosen from the manifest
+        args += [f"data.manifest={shared_data}/fsdd/manifest.jsonl"]
     composed = cli.compose(args)
     voc = composed if composed.task == "vocoder" else None  # vocoder experiments compose like every other
     if voc is not None:
@@ -44,13 +46,21 @@ def test_experiment_composes_and_builds(name, shared_data, monkeypatch, tmp_path
         assert v.mel == MelSpec.from_dict(cfg["mel"])
         return
     cfg = OmegaConf.to_container(cli.compose(args), resolve=True)
-    assert cfg["name"] == name and cfg["run_dir"] == f"runs/{name}"
+    if name == "custom":
+        assert cfg["run_dir"] == "runs/fsdd_from_base"
+    else:
+        assert cfg["run_dir"] == f"runs/{'fsdd' if name == 'own' else name}" and name in (cfg["name"], "own")
     if base is not None:
         from audiodiff.training import finetune
 
-        assert "sample_rate" not in cfg["data"]  # nothing that defines the model's meaning is set here...
+        assert cfg["data"]["sample_rate"] == "auto"  # nothing that defines the model's meaning is set here...
         finetune.adopt_base(cfg, finetune.load_base(base))
         assert cfg["data"]["sample_rate"] == 8000  # ...it is the base's
+    if name == "own":
+        from audiodiff.data.plan import plan_data
+
+        cfg["data"], _ = plan_data(cfg["data"], cfg["model"])
+        assert (cfg["data"]["representation"], cfg["data"]["sample_rate"]) == ("mel", 8000)
     from audiodiff.data.build import build_dataset
 
     if cfg["data"].get("precompute_mel") and "manifest" in cfg["data"]:  # don't compute every mel of the dataset here: a few files are enough

@@ -32,7 +32,11 @@ def plain(cfg):
 def test_every_experiment_composes_and_names_its_task(name):
     cfg = cli.compose([f"experiment={name}"])
     assert cfg.task == ("vocoder" if name in VOCODER_EXPERIMENTS else "diffusion")
-    assert cfg.name == name and cfg.run_dir == f"runs/{name}"
+    if name in ("own", "custom"):  # your own data: the run is named after it (no run_dir two projects share)
+        given = cli.compose([f"experiment={name}", "data.manifest=my_wavs/manifest.jsonl", "train.init_from=runs/x"])
+        assert given.run_dir == {"own": "runs/my_wavs", "custom": "runs/my_wavs_from_x"}[name]
+    else:
+        assert cfg.name == name and cfg.run_dir == f"runs/{name}"
     _, is_vocoder = cli.training_config("config", [f"experiment={name}"])
     assert is_vocoder == (cfg.task == "vocoder")
 

@@ -232,13 +232,19 @@ def test_split_batch_computes_the_mel_of_a_waveform_batch(ramp_entries):  # was 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.yaml") if p.stem != "custom"))
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.yaml")))
 def test_data_configs_build(name, shared_data, monkeypatch):
-    """Every data config resolves against the shared data and yields items of its segment length."""
+    """Every data config works on its own: it resolves against the shared data (custom: a manifest given, its `auto`
+    settings chosen from the data for the default network) and yields items of its segment length."""
     monkeypatch.setenv("AUDIODIFF_DATA", str(shared_data))
     from audiodiff.config import compose  # composed: a data config names its mel contract (configs/mel/)
+    from audiodiff.data.plan import plan_data
 
-    cfg = OmegaConf.to_container(compose([f"data={name}"]).data, resolve=True)
+    extra = [f"data.manifest={shared_data}/fsdd/manifest.jsonl"] if name == "custom" else []
+    composed = OmegaConf.to_container(compose([f"data={name}", *extra]), resolve=True)
+    cfg, _ = plan_data(composed["data"], composed["model"])
+    if name == "custom":  # the default network is a waveform one: fsdd's 8 kHz digits, under 1 s, two classes+
+        assert (cfg["representation"], cfg["sample_rate"], cfg["conditions"]) == ("waveform", 8000, {"labels": "label"})
     if cfg["kind"] == "synth":
         cfg["synth"]["n"] = 8
     out = build_dataset(cfg, split="train")
