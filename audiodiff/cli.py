@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -131,8 +132,9 @@ GENERATE_KEYS: dict[str, tuple[str, object, str]] = {
     "sampler": ("value", None, "ddpm, ddim, euler, heun, dpmpp_2m, dpmpp_2m_sde, ... (default: the run's)"),
     "sampler_options": ("mapping", None, "the sampler's settings, e.g. '{eta:0.5}' (default: the run's "
                                          "sampler.options, when the sampler is the run's)"),
-    "labels": ("value", None, "one condition per clip, or one for all: MIDI pitches or class values, e.g. [60,64]"),
-    "pitch": ("value", None, "MIDI pitches, for a model conditioned on both a class (labels) and a pitch"),
+    "labels": ("labels", None, "one condition per clip, or one for all: MIDI pitches or class values as written, "
+                               "e.g. [60,64] or [yes,no]"),
+    "pitch": ("labels", None, "MIDI pitches, for a model conditioned on both a class (labels) and a pitch"),
     "guidance": ("value", None, "classifier-free guidance scale (unset or 1: plain conditional sampling)"),
     "seed": ("value", 0, "integer seed: clip k gets seed+k (or a list, one per clip)"),
     "batch_size": ("value", None, "generate in chunks of this many clips (memory); results do not change"),
@@ -200,6 +202,9 @@ def parse_keys(args: list[str], keys: dict[str, tuple[str, object, str]], defaul
         if kind == "mapping":  # Hydra's grammar, as for train: {eta:0.5} (YAML would read a key 'eta:0.5')
             out[k] = _mapping(k, text)
             continue
+        if kind == "labels":  # as written: `yes` stays the string 'yes' (YAML would make it True)
+            out[k] = parse_labels(k, text)
+            continue
         try:
             value = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={text}"]))["v"]
         except Exception as e:
@@ -223,6 +228,50 @@ def parse_keys(args: list[str], keys: dict[str, tuple[str, object, str]], defaul
         if defaults and k not in out and default is not REQUIRED:
             out[k] = default
     return out
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
+
+
+def _label_item(key: str, text: str):
+    t = text.strip()
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
+        return t[1:-1]  # quoted: a string, whatever it looks like
+    if not t:
+        raise UsageError(f"{key}= holds an empty item; write {key}=[a,b] with one value per item")
+    if re.fullmatch(r"[+-]?\d+", t):
+        return int(t)
+    if _NUMBER.fullmatch(t):
+        return float(t)
+    return t
+
+
+def parse_labels(key: str, text: str):
+    """`labels=` / `pitch=` as the user wrote them: `[yes,no]` -> ['yes', 'no'] (never YAML's booleans), `[3,7]`
+    -> [3, 7], `60` -> 60, `'[\"3\",x]'` -> ['3', 'x'] (quotes keep an item a string), `null` -> None."""
+    t = text.strip()
+    if t in ("null", "~", ""):
+        return None
+    if t.startswith("[") != t.endswith("]"):
+        raise UsageError(f"{key}={text!r} does not parse: write one value, or a list as [a,b] (quoted for the shell)")
+    if not t.startswith("["):
+        return _label_item(key, t)
+    inner = t[1:-1].strip()
+    if not inner:
+        raise UsageError(f"{key}=[] is empty; give one value per clip, or one for all")
+    items, quote, cur = [], None, ""
+    for ch in inner:  # commas inside quotes stay in the item
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == ",":
+            items.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    items.append(cur)
+    return [_label_item(key, i) for i in items]
 
 
 def _mapping(key: str, text: str) -> dict | None:
@@ -416,6 +465,11 @@ def _quiet_stdout() -> None:
 
 
 def _run(cmd: str | None, rest: list[str]) -> None:
+    if cmd in ("--version", "-V", "version"):
+        from . import __version__
+
+        print(f"audiodiff {__version__}")
+        return
     if cmd is None or cmd in HELP_FLAGS or cmd == "help":
         if cmd == "help" and rest and rest[0] in COMMANDS:
             print(command_help(rest[0], rest[1:]))

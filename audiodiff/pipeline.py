@@ -222,7 +222,9 @@ class Pipeline:
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.step = step
         self._min_len: int | None = None
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        from .device import resolve_device
+
+        self.device = torch.device(resolve_device(device))  # a device this machine lacks: one line naming it
         self.meta = meta
         self.net = net.to(self.device).eval()
         self.dtype = dtype

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "audiodiff"
 # layer -> module prefixes; a module takes the layer of its longest matching prefix
 LAYERS = {
     0: ("audiodiff.errors", "audiodiff.audio", "audiodiff.mel", "audiodiff.conditions", "audiodiff.jsonfile",
-        "audiodiff.schedules", "audiodiff._check", "audiodiff.config"),
+        "audiodiff.schedules", "audiodiff._check", "audiodiff.config", "audiodiff.device"),
     1: ("audiodiff.models", "audiodiff.vocoders", "audiodiff.objectives", "audiodiff.samplers", "audiodiff.guidance",
         "audiodiff.losses"),
     2: ("audiodiff.runs", "audiodiff.data"),

@@ -204,7 +204,9 @@ def read_manifest(path) -> list[dict]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ManifestError(f"manifest {path} does not exist")
+        raise ManifestUsageError(f"manifest {path} does not exist" + (
+            f"; it is a folder: make its manifest with `audiodiff prepare source={path}`" if path.is_dir() else
+            " (make one with `audiodiff prepare source=<folder of audio>`)"))
     root = path.resolve().parent
     entries = []
     for where, e in iter_jsonl(path):

@@ -140,7 +140,8 @@ def read_generated(folder) -> list[dict]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"generated folder {folder} does not exist or is not a folder")
+        raise UsageError(f"generated={folder} does not exist or is not a folder; give the out= folder of "
+                         "`audiodiff generate`")
     manifest = folder / GENERATED_MANIFEST
     if manifest.is_file():
         from ..data.manifest import iter_jsonl

@@ -7,9 +7,11 @@ pipeline, the vocoder loader and fine-tuning read them through it, and neither s
 - :mod:`.meta`: `KINDS`, `FORMAT_VERSION`, `header(kind)`, `read_kind`, `RunKindError`.
 - :mod:`.weights`: a diffusion run's network (full weights, merged LoRA or LoRA adapters on a sha256-checked base).
 - :mod:`.vocoder`: `load_vocoder` (a `Vocoder.save` folder or a vocoder training run).
+- :mod:`.bases`: the trained bases shipped in `audiodiff/bases/`, by name (`list_bases`); :mod:`.export` writes one.
 """
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .bases import list_bases
+from .checkpoint import CheckpointError, RunNotFoundError, load_checkpoint, save_checkpoint
 from .meta import FORMAT_VERSION, KINDS, RunKindError, header, read_kind
 
-__all__ = ["CheckpointError", "FORMAT_VERSION", "KINDS", "RunKindError", "header", "load_checkpoint", "read_kind",
+__all__ = ["CheckpointError", "RunNotFoundError", "list_bases", "FORMAT_VERSION", "KINDS", "RunKindError", "header", "load_checkpoint", "read_kind",
            "save_checkpoint"]

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import AudiodiffError
+from ..errors import AudiodiffError, UsageError
 from ..jsonfile import read_json, short_reason as _short
 from ..mel import MelContractError, MelSpec
 
@@ -44,6 +44,10 @@ DAMAGED_HINT = "the file is damaged or was cut short (an interrupted copy?): cop
 
 class CheckpointError(AudiodiffError, ValueError):
     """A run or checkpoint directory is missing or incomplete; the message names it."""
+
+
+class RunNotFoundError(CheckpointError, UsageError):
+    """A run path the user gave does not exist (a bad argument: exit 2); the message names it and the shipped bases."""
 
 
 def step_dir(run_dir, step: int) -> Path:
@@ -299,6 +303,18 @@ def clean_run_dir(run_dir) -> list[str]:
     return done
 
 
+def _run_path(path) -> Path:
+    """`path` when it exists, else the shipped base of that name (:mod:`.bases`); else RunNotFoundError naming both."""
+    from .bases import list_bases, resolve_run
+
+    p = resolve_run(path)
+    if p is None:
+        names = list_bases()
+        raise RunNotFoundError(f"{path}: no such run or checkpoint directory" +
+                               (f"; shipped bases: {', '.join(names)}" if names else ""))
+    return p
+
+
 def resolve(path, step: int | None = None) -> Path:
     """Checkpoint directory for a run dir (newest complete, or `step`), a `checkpoints/` dir, or a checkpoint dir.
 
@@ -306,9 +322,7 @@ def resolve(path, step: int | None = None) -> Path:
     with a warning and `checkpoints/last` is rewritten when it names another step; a damaged newest checkpoint
     raises (naming the file) rather than falling back silently.
     """
-    p = Path(path)
-    if not p.exists():
-        raise CheckpointError(f"{p}: no such run or checkpoint directory")
+    p = _run_path(path)
     if step is None and ((p / "model.safetensors").exists() or (p / "meta.json").exists()):
         _raise_if_incomplete(p)
         return p
@@ -397,6 +411,7 @@ def load_checkpoint(path, step: int | None = None, map_location="cpu", train_sta
     """
     from .meta import check_kind, folder_kind, read_kind
 
+    path = _run_path(path)  # a shipped base's name is its folder
     if kind is not None:  # a vocoder or judge folder is refused by its kind, before it is judged as a checkpoint
         found = folder_kind(path)
         if found is not None:
@@ -413,6 +428,14 @@ def load_checkpoint(path, step: int | None = None, map_location="cpu", train_sta
     out["train_state"] = read_train_state(ts, map_location) if train_state and ts.exists() else None
     out["mel"] = read_mel(d / "mel.json") if (d / "mel.json").exists() else None
     out["meta"] = {k: v for k, v in meta.items() if k != FILES_KEY}
+    storage = out["meta"].get("storage")
+    if storage is not None:  # a shipped base's int8 weights (runs/quant.py): read back as float32
+        from .quant import STORAGE, dequantize_state
+
+        if storage != STORAGE:
+            raise CheckpointError(f"{meta_path}: storage {storage!r} is not supported; allowed: {STORAGE!r}")
+        out["model"] = dequantize_state(out["model"])
+        out["ema"] = dequantize_state(out["ema"]) if out["ema"] is not None else None
     try:
         out["step"] = int(out["meta"].get("step", int(d.name) if d.name.isdigit() else 0))
     except (TypeError, ValueError):

@@ -34,6 +34,13 @@ class RunKindError(UsageError, CheckpointError):
     """A run, checkpoint or folder holds another kind of model than the reader takes; names the file and both kinds."""
 
 
+# The data settings that define what a diffusion model means (its representation, contract, rate, segment, loudness
+# policy, crops and conditions): a fine-tune adopts them from its base (training/finetune.py), and a shipped base
+# stores them in its meta.json (runs/export.py), having no config.yaml of its own.
+ADOPTED_DATA_KEYS = ("representation", "mel", "precompute_mel", "sample_rate", "segment_seconds", "loudness_db",
+                     "random_crop", "conditions")
+
+
 def header(kind: str) -> dict:
     """The fields every `meta.json` starts with: `{"kind": kind, "format_version": FORMAT_VERSION}`."""
     if kind not in KINDS:

@@ -21,15 +21,12 @@ import logging
 from pathlib import Path
 
 from ..runs.checkpoint import load_checkpoint
-from ..runs.meta import RunKindError
+from ..runs.meta import ADOPTED_DATA_KEYS, RunKindError  # the data settings a fine-tune adopts from its base
 # the load-time half of fine-tuning (a LoRA run's network, its base's sha256) is run format: re-exported here
 from ..runs.weights import FinetuneError, extend_label_rows, file_digest, lora_net  # noqa: F401
 
 log = logging.getLogger("audiodiff.train")
 
-# Data settings that define what the model means: adopted from the base unless the config names them.
-ADOPTED_DATA_KEYS = ("representation", "mel", "precompute_mel", "sample_rate", "segment_seconds", "loudness_db",
-                     "random_crop", "conditions")
 FIXED_DATA_KEYS = ("representation", "mel")  # the network cannot take another one
 FINETUNE_DEFAULTS = {"extend_vocab": False}
 
@@ -50,7 +47,7 @@ def base_data_section(init: dict) -> dict:
 
     meta, ckpt_dir = init["meta"], Path(init["dir"])
     config = ckpt_dir.parent.parent / "config.yaml" if ckpt_dir.parent.name == "checkpoints" else None
-    data = {}
+    data = dict(meta.get("data") or {})  # a shipped base stores its run's data settings in meta.json
     if config is not None and config.is_file():
         try:
             data = dict((yaml.safe_load(config.read_text()) or {}).get("data") or {})

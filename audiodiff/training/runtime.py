@@ -95,13 +95,11 @@ class RunDirBusyError(TrainingError):
 
 # ---------------------------------------------------------------------------------------------- device
 def pick_device(name: str) -> str:
-    """`auto` -> `cuda` when available, else `cpu`; a CUDA device without CUDA raises :class:`TrainingError`."""
-    name = str(name)
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"train.device={name!r} but CUDA is not available; use 'auto' or 'cpu'")
-    return name
+    """`auto` -> `cuda` when available, else `cpu`; a device this machine lacks is a one-line
+    :class:`~audiodiff.device.DeviceError` (exit 2) naming `train.device` and the devices it has."""
+    from ..device import resolve_device
+
+    return resolve_device(str(name), "train.device")
 
 
 # ---------------------------------------------------------------------------------------------- learning rate
@@ -675,6 +673,9 @@ class Runtime:
                 write_json_atomic(run_dir / FINGERPRINT_FILE, self.fingerprint)
             trim_metrics(run_dir / "metrics.jsonl", self.step)
         writer = tensorboard(run_dir, purge_step=self.step + 1 if self.step else None) if files else None
+        if writer is not None:
+            log.info("losses, learning rate and samples: tensorboard --logdir %s (and %s, a row per step)",
+                     run_dir / "tensorboard", run_dir / "metrics.jsonl")
         if main and hasattr(task, "begin"):
             task.begin(writer)
 

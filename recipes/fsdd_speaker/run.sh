@@ -5,12 +5,18 @@
 # Stages: 1 prepare  2 train the base  3 train the judges  4 fine-tune (full / LoRA x 50 / 400 clips)
 #         5 generate 10 clips per digit from the base and each fine-tune  6 score (results.md)
 # Settings (environment): SPEAKER (yweweler), BASE_STEPS (4000), FT_SECONDS (300, the fine-tune budget),
-# FT_STEPS (700), LORA_LR (5e-4, the LoRA fine-tunes' learning rate), THREADS (2), RUN (runs/fsdd_speaker).
+# FT_STEPS (700), LORA_LR (5e-4, the LoRA fine-tunes' learning rate), THREADS (2), RUN (runs/fsdd_speaker),
+# BASE (the run the fine-tunes start from: $RUN/base, or a shipped base's name: BASE=digits), FT_RUNS (which
+# fine-tunes stage 4 makes: "full_50 lora_50 full_400 lora_400").
+# The shipped speech base (audiodiff/bases/digits) is stage 2's base, exported by recipes/bases/run.sh; its model
+# card's fine-tune row: BASE=digits FT_SECONDS=120 FT_RUNS=full_50 bash recipes/fsdd_speaker/run.sh --stage 3
 # GPU: BASE_STEPS=20000 FT_SECONDS=60 (device=auto).
+GENERATE_STAGE=""  # its generation settings are fixed (stage 5): generate.* arguments are refused
 source "$(dirname "$0")/../args.sh"
 DATA=${AUDIODIFF_DATA:-../shared/data}/fsdd
 SPEAKER=${SPEAKER:-yweweler}; BASE_STEPS=${BASE_STEPS:-4000}; FT_SECONDS=${FT_SECONDS:-300}; FT_STEPS=${FT_STEPS:-700}; LORA_LR=${LORA_LR:-5e-4}
-RUN=${RUN:-runs/fsdd_speaker}; M=$RUN/data
+RUN=${RUN:-runs/fsdd_speaker}; M=$RUN/data; BASE=${BASE:-$RUN/base}; FT_RUNS=${FT_RUNS:-full_50 lora_50 full_400 lora_400}
+TAG=""; [ "$BASE" != "$RUN/base" ] && TAG="_from_$(basename "$BASE")"  # fine-tunes of another base: their own folders
 export OMP_NUM_THREADS=${THREADS:-2}
 DIGITS="[$(python -c 'print(",".join(str(d) for d in range(10) for _ in range(10)))')]"
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
@@ -33,28 +39,28 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
       gain_db=24 out="$RUN/judge_speaker"
 fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  echo "== stage 4: fine-tune on $SPEAKER ($FT_SECONDS s each)"
-  for n in 50 400; do
-    $AD finetune data.manifest="$M/new_$n.jsonl" data.valid_fraction=0 train.init_from="$RUN/base" \
-        run_dir="$RUN/full_$n" train.steps="$FT_STEPS" train.lr=5e-4 train.warmup_steps=50 \
-        train.max_seconds="$FT_SECONDS" train.ckpt_every=100 train.num_workers="${WORKERS:-0}"
-    $AD finetune data.manifest="$M/new_$n.jsonl" data.valid_fraction=0 train.init_from="$RUN/base" \
-        run_dir="$RUN/lora_$n" train.steps="$FT_STEPS" train.lr="$LORA_LR" train.warmup_steps=50 \
-        train.max_seconds="$FT_SECONDS" train.ckpt_every=100 train.num_workers="${WORKERS:-0}" 'train.lora={rank:8,alpha:16}'
+  echo "== stage 4: fine-tune $BASE on $SPEAKER ($FT_SECONDS s each: $FT_RUNS)"
+  for m in $FT_RUNS; do
+    n=${m#*_}; lora=(); lr=5e-4
+    [ "${m%%_*}" = lora ] && { lora=('train.lora={rank:8,alpha:16}'); lr=$LORA_LR; }
+    $AD finetune data.manifest="$M/new_$n.jsonl" data.valid_fraction=0 train.init_from="$BASE" \
+        run_dir="$RUN/$m$TAG" train.steps="$FT_STEPS" train.lr="$lr" train.warmup_steps=50 \
+        train.max_seconds="$FT_SECONDS" train.ckpt_every=100 train.num_workers="${WORKERS:-0}" "${lora[@]}"
   done
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   echo "== stage 5: 10 clips per digit from each model"
-  for m in base full_50 lora_50 full_400 lora_400; do
-    $AD generate run="$RUN/$m" n=100 labels="$DIGITS" guidance=2.0 steps=25 seed=0 batch_size=50 \
-        out="$RUN/samples/$m" overwrite=true
+  for m in base $FT_RUNS; do
+    run=$RUN/$m$TAG; [ "$m" = base ] && run=$BASE
+    $AD generate run="$run" n=100 labels="$DIGITS" guidance=2.0 steps=25 seed=0 batch_size=50 \
+        out="$RUN/samples/$m$TAG" overwrite=true
   done
 fi
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   echo "== stage 6: score"
-  folders=(); for m in base full_50 lora_50 full_400 lora_400; do folders+=("$m=$RUN/samples/$m"); done
+  folders=(); for m in base $FT_RUNS; do folders+=("$m$TAG=$RUN/samples/$m$TAG"); done
   python recipes/score_fewshot.py --label-judge "$RUN/judge_label" --who-judge "$RUN/judge_speaker" \
-      --who "$SPEAKER" --held "$M/new_held.jsonl" --reference "$M/new_400.jsonl" --out "$RUN/results.json" --loudness-db -20 \
-      "${folders[@]}" | tee "$RUN/results.md"
+      --who "$SPEAKER" --held "$M/new_held.jsonl" --reference "$M/new_400.jsonl" --out "$RUN/results$TAG.json" --loudness-db -20 \
+      "${folders[@]}" | tee "$RUN/results$TAG.md"
 fi
 echo "done in $(( $(date +%s) - t0 )) s"

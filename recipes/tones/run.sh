@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Built-in notes recipe (the `make demo` job): needs no download.
-#   bash recipes/tones/run.sh [--stage N] [--stop-stage M] [key=value training overrides ...]
+#   bash recipes/tones/run.sh [--stage N] [--stop-stage M] [key=value training overrides ...] [generate.key=value ...]
+# OUT (default samples/demo, the recipe's own folder, replaced on each run) may name a folder of yours: it must be
+# new or empty. Generation: DPM++ 2M, 25 steps, no guidance (the demo's README row), seed 0.
 # Stages: 1 prepare (nothing to fetch: notes are rendered on the fly; writes reference notes)
 #         2 train a pitch-conditioned waveform model   3 generate one note per pitch   4 evaluate pitch (pYIN)
 source "$(dirname "$0")/../args.sh"
 RUN=${RUN:-runs/tones}
+OVERWRITE=false; [ -z "${OUT:-}" ] && OVERWRITE=true  # only the recipe's own default folder is replaced
 OUT=${OUT:-samples/demo}
 PITCHES="[60,61,62,63,64,65,66,67,68,69,70,71,72]"
 
@@ -25,8 +28,9 @@ fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "== stage 3: generate one note per pitch into $OUT"
-  rm -rf "$OUT"
-  $AD generate run="$RUN" n=13 labels="$PITCHES" steps=25 sampler=dpmpp_2m seed=0 out="$OUT" plot=true
+  generate_args run="$RUN" n=13 labels="$PITCHES" steps=25 sampler=dpmpp_2m seed=0 out="$OUT" plot=true \
+      overwrite="$OVERWRITE"
+  $AD generate "${GEN[@]}"
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
