@@ -134,7 +134,10 @@ class MelSpec:
                 sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels, fmin=self.f_min,
                 fmax=self.f_max, htk=self.mel_scale == "htk", norm=self.norm,
             )
-            cache[key] = torch.as_tensor(fb, dtype=dtype, device=device)
+            # a normal tensor even when first asked for under torch.inference_mode (an evaluation), so that a later
+            # training step may save it for backward
+            with torch.inference_mode(False):
+                cache[key] = torch.as_tensor(fb, dtype=dtype, device=device)
         return cache[key]
 
     def window(self, device=None, dtype=torch.float32) -> torch.Tensor:

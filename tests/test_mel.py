@@ -193,3 +193,16 @@ def test_bad_values_raise_naming_allowed(kwargs, match):
     with pytest.raises(MelContractError, match=match):
         MelSpec(**kwargs)
     assert issubclass(MelContractError, ValueError)
+
+
+def test_a_filterbank_first_made_under_inference_mode_still_trains():
+    """The cached filterbank is a normal tensor: an evaluation under inference_mode first, then a training step."""
+    from audiodiff.mel import _FB_CACHE
+
+    spec = MelSpec(sample_rate=8000, n_fft=256, hop_length=64, n_mels=24, f_max=3999.0)
+    _FB_CACHE.pop(spec.fingerprint(), None)
+    with torch.inference_mode():
+        spec(torch.randn(1, 2048))
+    x = torch.randn(1, 2048, requires_grad=True)
+    spec.log_mel(x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
