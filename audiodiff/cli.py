@@ -307,7 +307,8 @@ def cmd_generate(args: list[str]) -> None:
                         labels=kv["labels"], guidance=kv["guidance"], seed=kv["seed"], batch_size=kv["batch_size"],
                         pitch=kv["pitch"], sampler_options=kv["sampler_options"])
     paths = out.save(folder, plot=kv["plot"], overwrite=kv["overwrite"])
-    print(f"wrote {len(paths)} files to {folder} ({out.sample_rate} Hz)")
+    print(f"wrote {len(paths)} clip{'s' if len(paths) != 1 else ''} ({out.sample_rate} Hz WAV) and generated.jsonl "
+          f"to {folder}")
 
 
 def cmd_prepare(args: list[str]) -> None:

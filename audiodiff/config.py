@@ -37,14 +37,15 @@ def folder_name(key: str, *, _root_=None) -> str:
     """`${folder_name:data.manifest}`: a run name from the path at `key` (a manifest's folder, a run's folder).
 
     `my_wavs/manifest.jsonl` -> `my_wavs`, `data/new_50.jsonl` -> `new_50`, `runs/fsdd_mel` -> `fsdd_mel`,
-    `runs/x/checkpoints/000001000` -> `x`; a path not given yet (`???`) -> `custom`. Used by the experiments for
+    `runs/x/checkpoints/000001000` -> `x`; a path not given yet (`???`) -> `<data>` / `<base>` (what `--help`
+    shows; training refuses to start without it). Used by the experiments for
     your own data (configs/experiment/own.yaml, custom.yaml), so two projects do not share one default run_dir.
     """
     from omegaconf import OmegaConf
 
     value = OmegaConf.select(_root_, key, throw_on_missing=False, default=None) if _root_ is not None else None
     if value is None or str(value) in ("", "???"):
-        return "custom"
+        return "<base>" if key.endswith("init_from") else "<data>"
     p = Path(str(value).rstrip("/"))
     if p.parent.name == "checkpoints" and p.name.isdigit():
         p = p.parent.parent

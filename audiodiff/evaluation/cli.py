@@ -352,9 +352,15 @@ def evaluate_generated(generated, real=None, judge=None, label: str | None = Non
             ho_labels = _field(held_e, label, str(real)) if label else None
             row = {"n": len(held_e)}
             row.update(M.score_predictions(ho_probs, j.label_index(ho_labels) if ho_labels is not None else None))
-            row["frechet_distance"] = M.frechet_distance_features(j.features(ho_batch), train_feats)
-            rows["generated"]["frechet_distance"] = M.frechet_distance_features(gen_feats, train_feats)
+            # a Gaussian needs two points or more: a set smaller than that gets no FD, and the note says why
+            if len(tr_clips) >= 2 and len(held_e) >= 2:
+                row["frechet_distance"] = M.frechet_distance_features(j.features(ho_batch), train_feats)
+            if len(tr_clips) >= 2 and len(entries) >= 2:
+                rows["generated"]["frechet_distance"] = M.frechet_distance_features(gen_feats, train_feats)
             rows["real (held-out)"] = row
+            if len(tr_clips) < 2 or len(held_e) < 2 or len(entries) < 2:
+                not_scored.append(f"FD needs at least 2 clips in each set (real train {len(tr_clips)}, real held-out "
+                                  f"{len(held_e)}, generated {len(entries)}); the rows lacking it have too few")
             notes.append("FD: Frechet distance of judge features to the real *training* recordings "
                          "(Heusel et al. 2017); it is biased upward for small n, so compare rows of similar n.")
         notes.append("IS / mIS from judge probabilities (Salimans et al. 2016; Gurumurthy et al. 2017); "

@@ -128,6 +128,9 @@ def _check_parses(argv):
     if cmd == "serve":
         assert all("=" in a for a in args)
         return {}
+    if cmd == "--version":
+        assert not args
+        return {}
     raise AssertionError(f"unknown documented command {argv}")
 
 
