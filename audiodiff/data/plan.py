@@ -190,7 +190,8 @@ def describe_data(entries: list[dict], data: dict, train: int, valid: int, model
     durations = [float(e["duration"]) for e in entries]
     rates = collections.Counter(int(e["sample_rate"]) for e in entries)
     hours = sum(durations) / 3600
-    lines = [f"data: {data.get('manifest')}: {n} files, {hours:.2f} h (durations {min(durations):.2f}-"
+    total = f"{hours:.2f} h" if hours >= 0.1 else f"{hours * 60:.1f} min"
+    lines = [f"data: {data.get('manifest')}: {n} files, {total} (durations {min(durations):.2f}-"
              f"{max(durations):.2f} s, median {statistics.median(durations):.2f} s)"]
     found = ", ".join(f"{r} Hz x {c}" for r, c in sorted(rates.items()))
     lines.append(f"  sample rates found: {found}; model rate {data.get('sample_rate')} Hz"
