@@ -123,6 +123,8 @@ def test_readme_own_audio_commands_run_as_written(tmp_path):
             assert "classes (label): 2: no 6, yes 6" in what and "split: 11 train / 1 held out" in what
             assert "mel contract notes16k_80" in what and "model: unet1d" in what
             assert what.index("classes (label)") < what.index("trained steps 0->2")
+            assert "tensorboard --logdir runs/my_wavs/tensorboard" in what  # where the curves are, as the README says
+            assert any((tmp_path / "runs" / "my_wavs" / "tensorboard").iterdir())
             ck = tmp_path / "runs" / "my_wavs" / "checkpoints"
             assert (ck / "last").read_text().strip() == "000000002"
             meta = json.loads((ck / "000000002" / "meta.json").read_text())
