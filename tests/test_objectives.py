@@ -196,3 +196,172 @@ def test_bad_settings_raise_naming_allowed():
         objectives.build(nn.Identity(), {"param": "eps"})
     den = objectives.build(nn.Identity(), {"parameterization": "v", "sigma_data": 0.3})
     assert den.parameterization == "v" and den.sigma_data == 0.3 and den.noise_dist == "vp_cosine"
+
+
+# ----------------------------------------------------------------------------- the split (EDM2): precond + objective
+class FrozenDenoiser(nn.Module):
+    """Today's one-object Denoiser before the split, frozen: the formulas and the order of the random draws
+    (sigma, then the noise, then the drop mask) that the split must reproduce bit for bit."""
+
+    def __init__(self, net, p, sd, noise_dist=None, p_mean=-1.2, p_std=1.2, num_train_steps=1000,
+                 cond_drop_prob=0.0, min_snr_gamma=None):
+        super().__init__()
+        self.net, self.p, self.sd = net, p, float(sd)
+        self.noise_dist = noise_dist or {"edm": "lognormal", "x0": "lognormal", "eps": "vp_linear", "v": "vp_cosine"}[p]
+        self.p_mean, self.p_std, self.T = float(p_mean), float(p_std), int(num_train_steps)
+        self.cond_drop_prob, self.gamma = float(cond_drop_prob), min_snr_gamma
+        if self.noise_dist != "lognormal":
+            betas = (schedules.betas_linear if self.noise_dist == "vp_linear" else schedules.betas_cosine)(self.T)
+            self.train_sigmas = schedules.sigmas_from_betas(betas).float()
+
+    def scalings(self, sigma):
+        s, sd = sigma.float(), self.sd
+        if self.p == "eps":
+            c_skip, c_out, c_in = torch.ones_like(s), -s, (s ** 2 + 1).rsqrt()
+        elif self.p == "v":
+            c_skip, c_out, c_in = 1 / (s ** 2 + 1), -s * (s ** 2 + 1).rsqrt(), (s ** 2 + 1).rsqrt()
+        elif self.p == "x0":
+            c_skip, c_out, c_in = torch.zeros_like(s), torch.ones_like(s), (s ** 2 + sd ** 2).rsqrt()
+        else:
+            c_skip = sd ** 2 / (s ** 2 + sd ** 2)
+            c_out = s * sd * (s ** 2 + sd ** 2).rsqrt()
+            c_in = (s ** 2 + sd ** 2).rsqrt()
+        return c_skip, c_out, c_in, s.clamp(min=1e-20).log() / 4
+
+    def forward(self, x, sigma, **cond):
+        c_skip, c_out, c_in, c_noise = self.scalings(sigma)
+        f = self.net((x.float() * _bc(c_in, x)).to(x.dtype), c_noise, **cond).float()
+        return _bc(c_skip, x) * x.float() + _bc(c_out, x) * f
+
+    def sample_sigma(self, batch, device=None, generator=None):
+        gen_device = generator.device if generator is not None else device
+        if self.noise_dist == "lognormal":
+            return (torch.randn(batch, generator=generator, device=gen_device) * self.p_std + self.p_mean).exp()
+        return self.train_sigmas[torch.randint(0, self.T, (batch,), generator=generator, device=gen_device)]
+
+    def loss(self, x0, sigma=None, noise=None, generator=None, reduce=True, **cond):
+        B = x0.shape[0]
+        if sigma is None:
+            sigma = self.sample_sigma(B, x0.device, generator)
+        sigma = torch.as_tensor(sigma, dtype=torch.float32).expand(B)
+        if noise is None:
+            noise = torch.randn(x0.shape, dtype=x0.dtype, generator=generator)
+        if self.cond_drop_prob > 0 and "drop" not in cond and self.training:
+            cond["drop"] = torch.rand(B, generator=generator) < self.cond_drop_prob
+        x = x0 + _bc(sigma, x0) * noise
+        c_skip, c_out, c_in, c_noise = self.scalings(sigma)
+        f = self.net((x.float() * _bc(c_in, x)).to(x.dtype), c_noise, **cond).float()
+        target = (x0.float() - _bc(c_skip, x0) * x.float()) / _bc(c_out, x0)
+        per_item = (f - target).pow(2).flatten(1).mean(1)
+        if self.gamma is not None:
+            per_item = per_item * (sigma.pow(-2).clamp(max=float(self.gamma)) * c_out ** 2)
+        return per_item.mean() if reduce else per_item
+
+
+class CondNet(nn.Module):
+    """A fixed, non-ideal network that reads labels and the drop mask, so a changed draw order changes the loss."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.w = nn.Parameter(torch.randn(2, 2, 3, generator=g) * 0.5)
+        self.emb = nn.Parameter(torch.randn(5, 2, generator=g))
+
+    def forward(self, x, c_noise, labels=None, drop=None):
+        y = nn.functional.conv1d(x, self.w, padding=1) + c_noise.reshape(-1, 1, 1)
+        if labels is not None:
+            e = self.emb[labels]
+            if drop is not None:
+                e = torch.where(drop[:, None], torch.zeros_like(e), e)
+            y = y + e[:, :, None]
+        return y
+
+
+@pytest.mark.parametrize("gamma", [None, 5.0])
+@pytest.mark.parametrize("dist", ["lognormal", "vp_linear", "vp_cosine", None])
+@pytest.mark.parametrize("p", PARAMS)
+def test_split_is_bit_identical_to_the_one_object_denoiser(p, dist, gamma):
+    """precond.Denoiser + TrainingObjective, the compatible Denoiser and build() all give the frozen losses exactly,
+    and leave the generator where it left it (same draws, same order)."""
+    from audiodiff.objectives import TrainingObjective, precond
+
+    net = CondNet()
+    cfg = {"parameterization": p, "sigma_data": 0.3, "noise_dist": dist, "min_snr_gamma": gamma,
+           "cond_drop_prob": 0.4, "num_train_steps": 50, "p_mean": -0.8, "p_std": 1.3}
+    train = {k: v for k, v in cfg.items() if k not in ("parameterization", "sigma_data")}
+    ref = FrozenDenoiser(net, p, 0.3, **train)
+    pre = precond.Denoiser(net, p, 0.3)
+    obj = objectives.build_objective(cfg)
+    assert isinstance(obj, TrainingObjective) and obj.noise_dist == ref.noise_dist
+    candidates = {
+        "split": lambda **kw: obj.loss(pre, **kw),
+        "split, direct": lambda **kw: TrainingObjective(**train, parameterization=p).loss(pre, **kw),
+        "compatible": Denoiser(net, p, **{"sigma_data": 0.3, **train}).loss,
+        "build": objectives.build(net, cfg).loss,
+    }
+    x0 = torch.randn(8, 2, 16, generator=torch.Generator().manual_seed(7)) * 0.4
+    labels = torch.arange(8) % 5
+    for seed in range(3):
+        for reduce in (True, False):
+            g = torch.Generator().manual_seed(seed)
+            want, after = ref.loss(x0=x0, generator=g, reduce=reduce, labels=labels), torch.randn(4, generator=g)
+            for name, loss in candidates.items():
+                g = torch.Generator().manual_seed(seed)
+                got = loss(x0=x0, generator=g, reduce=reduce, labels=labels)
+                assert torch.equal(got, want), (name, seed)
+                assert torch.equal(torch.randn(4, generator=g), after), (name, "a different number of draws")
+        # the global generator when none is given
+        torch.manual_seed(seed)
+        want, after = ref.loss(x0, labels=labels), torch.rand(3)
+        torch.manual_seed(seed)
+        assert torch.equal(obj.loss(pre, x0, labels=labels), want) and torch.equal(torch.rand(3), after)
+    # given sigma and noise; the scalings, the estimate and the noise levels
+    sigma = torch.tensor([0.002, 0.05, 0.3, 0.5, 1.0, 3.0, 20.0, 80.0])
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(9))
+    ref.eval(), pre.eval()
+    assert torch.equal(obj.loss(pre, x0, sigma, noise, labels=labels), ref.loss(x0, sigma, noise, labels=labels))
+    for a, b in zip(pre.scalings(sigma), ref.scalings(sigma)):
+        assert torch.equal(a, b)
+    x = x0 + _bc(sigma, x0) * noise
+    assert torch.equal(pre(x, sigma, labels=labels), ref(x, sigma, labels=labels))
+    assert torch.equal(obj.sample_sigma(500, generator=torch.Generator().manual_seed(1)),
+                       ref.sample_sigma(500, generator=torch.Generator().manual_seed(1)))
+
+
+def test_the_two_objects_and_their_builders():
+    from audiodiff.objectives import TrainingObjective, precond
+
+    assert objectives.objective_keys() == ("parameterization", "sigma_data", "noise_dist", "p_mean", "p_std",
+                                           "num_train_steps", "cond_drop_prob", "min_snr_gamma")
+    import inspect
+    # the callers read the allowed keys off Denoiser.__init__ until they switch to objective_keys()
+    assert tuple(a for a in inspect.signature(Denoiser.__init__).parameters
+                 if a not in ("self", "net")) == objectives.objective_keys()
+    pre = precond.Denoiser(nn.Identity(), "v", 0.3)
+    assert not hasattr(pre, "loss") and not hasattr(pre, "sample_sigma")  # preconditioning only
+    den = objectives.build(nn.Identity(), {"parameterization": "v", "sigma_data": 0.3, "min_snr_gamma": 5})
+    assert isinstance(den, precond.Denoiser) and isinstance(den.objective, TrainingObjective)
+    assert den.objective.noise_dist == "vp_cosine" and den.objective.min_snr_gamma == 5.0
+    assert list(den.state_dict()) == []  # the objective adds nothing to a checkpoint
+    obj = objectives.build_objective({"parameterization": "eps", "sigma_data": 0.3, "cond_drop_prob": 0.2})
+    assert (obj.noise_dist, obj.cond_drop_prob, obj.train_sigmas.shape) == ("vp_linear", 0.2, (1000,))
+    assert objectives.build_objective({}).noise_dist == "lognormal"
+    with pytest.raises(ValueError, match=r"unknown objective settings \['param'\]; allowed: .*parameterization"):
+        objectives.build_objective({"param": "eps"})
+    with pytest.raises(ValueError, match=r"noise_dist 'uniform'; allowed: \('lognormal', 'vp_linear', 'vp_cosine'\)"):
+        TrainingObjective("uniform")
+    with pytest.raises(ValueError, match=r"min_snr_gamma must be null or a number > 0; got -1"):
+        TrainingObjective(min_snr_gamma=-1)
+    with pytest.raises(ValueError, match=r"allowed: \('eps', 'v', 'x0', 'edm'\)"):
+        precond.Denoiser(nn.Identity(), "score")
+    with pytest.raises(ValueError, match="sigma_data='auto' must be resolved"):
+        precond.Denoiser(nn.Identity(), "edm", "auto")
+    # a defaulted noise_dist belongs to its parameterisation: pairing it with another denoiser is refused
+    x0 = torch.zeros(2, 1, 4)
+    with pytest.raises(ValueError, match=r"default of parameterization 'edm' but the denoiser is 'v'"):
+        TrainingObjective().loss(pre, x0)
+    pre = precond.Denoiser(lambda x, c: x, "v", 0.3)
+    assert TrainingObjective("lognormal").loss(pre, x0, generator=torch.Generator().manual_seed(0)) >= 0
+    # registries are tables; a caller may test membership and list names as before
+    assert list(objectives.PARAMETERIZATIONS) == PARAMS and "edm" in objectives.PARAMETERIZATIONS
+    assert list(objectives.NOISE_DISTRIBUTIONS) == ["lognormal", "vp_linear", "vp_cosine"]
