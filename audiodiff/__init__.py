@@ -33,7 +33,7 @@ def train(cfg):
 
 
 # name -> module, imported on first access (PEP 562): training and data pull in more than `import audiodiff` needs
-_LAZY = {"TrainingError": ".training.loop", "CheckpointError": ".runs.checkpoint", "DatasetError": ".data.check",
+_LAZY = {"TrainingError": ".training.runtime", "CheckpointError": ".runs.meta", "DatasetError": ".data.check",
          "RunKindError": ".runs.meta"}
 
 

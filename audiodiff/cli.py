@@ -24,10 +24,8 @@ import sys
 from pathlib import Path
 
 # The config tree (compose, config_dir, ...) lives in audiodiff/config.py, the base layer, so that
-# vocoders/train.py composes through it too; the names stay importable from here.
-from .config import (  # noqa: F401
-    _check_overrides, _declared_missing, _hydra_compose, _override_key, _unknown_override, compose, config_dir,
-    config_groups)
+# training/vocoder.py composes through it too; `cli.compose` is the same function.
+from .config import _hydra_compose, _override_key, compose, config_dir, config_groups
 from .errors import AudiodiffError, UsageError
 
 COMMANDS = ("train", "finetune", "generate", "prepare", "evaluate", "config", "serve")
@@ -82,7 +80,7 @@ def training_config(cmd: str, args: list[str]):
     """`(config, is_vocoder)` of `audiodiff train|finetune|config args...`, composed and checked but not run.
 
     Every experiment composes the same way; a config whose `task` is `vocoder` (a vocoder experiment, or
-    `task=vocoder`) is trained by `vocoders.train.train_vocoder`, any other by `training.loop.train`.
+    `task=vocoder`) is trained by `training.vocoder.train_vocoder`, any other by `training.loop.train`.
     """
     cfg = compose(_train_args(cmd, args))
     if cmd != "config":
@@ -95,7 +93,7 @@ def cmd_train(args: list[str], cmd: str = "train") -> None:
 
     cfg, vocoder = training_config(cmd, args)
     if vocoder:
-        from .vocoders.train import train_vocoder
+        from .training.vocoder import train_vocoder
 
         train_vocoder(OmegaConf.to_container(cfg, resolve=True))
         return

@@ -5,7 +5,7 @@ picks a task: `task/diffusion.yaml` (the model, objective, schedule, sampler, da
 experiment says `- override /task: vocoder` (`task/vocoder.yaml`: its data section, the train/vocoder and vocoder
 options); mel contracts live once each in `configs/mel/` and are referenced from defaults lists
 (`- /mel@data.mel: fsdd`, `- /mel@mel: ljspeech`). `audiodiff train|finetune|config` (cli.py) and
-`python -m audiodiff.vocoders.train FILE` both compose through here.
+`python -m audiodiff.training.vocoder FILE` both compose through here.
 
 `section_defaults(task, section)` is what a Python caller of `audiodiff.train(cfg)` / `train_vocoder(cfg)` gets
 for a section the dict lacks: the file the task's defaults list picks (`train/default.yaml`, ...), read with

@@ -1,14 +1,18 @@
-"""Spectral losses shared by training (vocoder GAN / regression losses) and evaluation (resynthesis distances).
+"""Spectral distances shared by training (vocoder GAN / regression losses, vocoder validation) and evaluation
+(resynthesis distances).
 
 - Multi-resolution STFT distance (Yamamoto et al. 2020, Parallel WaveGAN): at each `(n_fft, hop, win)`
   resolution, spectral convergence `||S - S^||_F / ||S||_F` plus the mean absolute log-magnitude
   difference; averaged over resolutions.
+- Log-spectral distance (Gray & Markel 1976): per frame, the RMS over frequency of the difference of the
+  power spectra in dB; averaged over frames. Scaling a signal by `a` gives exactly `|20 log10 a|`.
 - Mel L1: mean absolute difference of natural-log mel spectrograms under a :class:`~audiodiff.mel.MelSpec`.
 
 All functions are pure torch (differentiable) and take `(B, T)`, `(B, 1, T)` or `(T,)` waveforms. Reference
 and estimate may differ in length by at most `max_length_diff` samples (a vocoder returns `frames * hop`, which
 can exceed the source by < one hop); both are then cut to the shorter length. A larger difference raises.
-:mod:`audiodiff.evaluation.vocoder_metrics` re-exports them next to the metrics that are not losses.
+:func:`resynthesis_distances` gives the three as floats (the vocoder trainer's validation;
+:func:`audiodiff.evaluation.vocoder_metrics.resynthesis_metrics` adds PESQ).
 """
 from __future__ import annotations
 
@@ -84,6 +88,21 @@ def mrstft_distance(ref, est, resolutions: Sequence[Sequence[int]] = DEFAULT_RES
     return out.mean() if reduce else out
 
 
+def log_spectral_distance(ref, est, n_fft: int = 2048, hop_length: int = 512, eps: float = 1e-10,
+                          reduce: bool = True, max_length_diff: int = 1024) -> torch.Tensor:
+    """Log-spectral distance in dB: mean over frames of the RMS over frequency of `10 log10(P_ref / P_est)`.
+
+    `eps` is added to both power spectra, so bins silent in both contribute 0.
+    """
+    ref, est = align(ref, est, max_length_diff)
+    P = stft_magnitude(ref, n_fft, hop_length).pow(2) + eps
+    Q = stft_magnitude(est, n_fft, hop_length).pow(2) + eps
+    d = 10 * (torch.log10(P) - torch.log10(Q))
+    per_frame = d.pow(2).mean(dim=1).sqrt()  # (B, frames)
+    out = per_frame.mean(dim=1)
+    return out.mean() if reduce else out
+
+
 def mel_l1(ref, est, mel_spec, reduce: bool = True, max_length_diff: int = 1024) -> torch.Tensor:
     """Mean absolute difference of natural-log mel spectrograms (`mel_spec.log_mel`) of ref and est."""
     ref, est = align(ref, est, max_length_diff)
@@ -91,5 +110,12 @@ def mel_l1(ref, est, mel_spec, reduce: bool = True, max_length_diff: int = 1024)
     return d.mean() if reduce else d
 
 
+def resynthesis_distances(ref, est, mel_spec) -> dict[str, float]:
+    """`{"mel_l1", "mrstft", "lsd"}` of one batch as floats (batch means, no gradient)."""
+    with torch.no_grad():
+        return {"mel_l1": float(mel_l1(ref, est, mel_spec)), "mrstft": float(mrstft_distance(ref, est)),
+                "lsd": float(log_spectral_distance(ref, est))}
+
+
 __all__ = ["DEFAULT_RESOLUTIONS", "align", "stft_magnitude", "spectral_convergence", "log_magnitude_distance",
-           "mrstft_distance", "mel_l1"]
+           "mrstft_distance", "log_spectral_distance", "mel_l1", "resynthesis_distances"]

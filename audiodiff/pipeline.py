@@ -192,7 +192,7 @@ class Generated:
 
     def plot(self, indices: Sequence[int] | None = None):
         """Matplotlib figure with a log-mel spectrogram per item (librosa.display), titled with what was asked."""
-        from .evaluation.report import spectrogram_figure
+        from .plots import spectrogram_figure
 
         indices = list(range(self.audio.shape[0])) if indices is None else list(indices)
         titles = []

@@ -106,7 +106,7 @@ step networks "$T_NET" $PY benchmarks/networks.py "${NET[@]}" --out "$OUT/networ
 step vocoder_speed "$T_VOC" $PY benchmarks/vocoders.py --data "$DATA" --datasets ljspeech_mini "${VOC[@]}" \
   --no-pesq --out "$OUT/vocoders.json"
 rm -rf /tmp/device_voc
-step vocoder_train "$T_TRAIN" $PY -m audiodiff.vocoders.train configs/experiment/ljspeech_vocoder.yaml \
+step vocoder_train "$T_TRAIN" $PY -m audiodiff.training.vocoder configs/experiment/ljspeech_vocoder.yaml \
   run_dir=/tmp/device_voc train.progress=false "${TRAIN[@]}"
 if [ -d /tmp/device_voc/vocoder ]; then
   mkdir -p "$OUT/vocoder_run" && cp -r /tmp/device_voc/vocoder /tmp/device_voc/tb /tmp/device_voc/config.yaml "$OUT/vocoder_run/"

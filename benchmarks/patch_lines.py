@@ -1,7 +1,7 @@
 """Spectral lines at k * sample_rate / patch in generated audio: how far each stands above its neighbourhood.
 
 A patched waveform net whose first level cannot see components repeated in every patch leaves noise at exactly
-those frequencies (see audiodiff/models/layers.py, PositionNorm). For each WAV and k = 1 .. patch/2 - 1 this
+those frequencies (see audiodiff/models/blocks.py, PositionNorm). For each WAV and k = 1 .. patch/2 - 1 this
 prints the peak level (dB, Hann-windowed spectrum) within +-`win` Hz of k * rate / patch minus the median level
 of the band ((k - 1/2) .. (k + 1/2)) * rate / patch outside that window, and the mean over files and k.
 Clean audio and a net without the defect score a few dB (the peak of a noisy band sits above its median).

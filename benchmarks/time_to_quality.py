@@ -438,9 +438,10 @@ def prepare_plan(cfg: dict, args, out: Path) -> dict:
 def recipe_vocoder(cfg: dict, melspec):
     """The recipe's vocoder for `melspec`: a trained one at `vocoder.path`, else built from `vocoder` (Griffin-Lim)."""
     from audiodiff import vocoders
+    from audiodiff.runs.vocoder import load_vocoder
 
     vcfg = dict(cfg.get("vocoder") or {"name": "griffinlim"})
-    return (vocoders.load_vocoder(vcfg["path"]) if vcfg.get("path")
+    return (load_vocoder(vcfg["path"]) if vcfg.get("path")
             else vocoders.build({**vcfg, "mel": melspec.to_dict()}))
 
 
@@ -557,11 +558,12 @@ def run_peer(cfg: dict, plan: dict, args, out: Path) -> list[dict]:
     from safetensors.torch import save_model
 
     import peer_adp
-    from audiodiff.data.build import build_dataset, collate
+    from audiodiff.data.build import build_dataset
+    from audiodiff.data.collate import collate, split_batch
     from audiodiff.mel import MelSpec
     from audiodiff.training.ema import EMA
-    from audiodiff.training.loop import (BatchOrder, batches, lr_at, pick_device, seed_everything, split_batch,
-                                         to_device)
+    from audiodiff.training.loop import to_device
+    from audiodiff.training.runtime import BatchOrder, batches, lr_at, pick_device, seed_everything
 
     t = cfg["train"]
     device = pick_device(t["device"])

@@ -46,6 +46,7 @@ from audiodiff import vocoders  # noqa: E402
 from audiodiff.data.manifest import read_manifest, split_manifest  # noqa: E402
 from audiodiff.evaluation import vocoder_metrics as VM  # noqa: E402
 from audiodiff.mel import MelSpec  # noqa: E402
+from audiodiff.runs.vocoder import load_vocoder  # noqa: E402
 
 DATASETS = {"ljspeech_mini": "ljspeech_vocoder.yaml", "fsdd": "fsdd_vocoder.yaml"}
 
@@ -268,7 +269,7 @@ def main(argv=None) -> dict:
                           ("cpu" if a.device == "auto" else a.device))
     batch = a.batch or (16 if device.type == "cuda" else 2)
     trained = [(d, "neural") for d in a.neural] + [(d, "diffusion") for d in a.diffusion]
-    loaded = [(d, vocoders.load_vocoder(d, device=device)) for d, _ in trained]
+    loaded = [(d, load_vocoder(d, device=device)) for d, _ in trained]
 
     results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
                "torch": torch.__version__, "speed_batch": batch, "speed_seconds": a.seconds,

@@ -38,7 +38,7 @@ def test_experiment_composes_and_builds(name, shared_data, monkeypatch, tmp_path
     if voc is not None:
         from audiodiff import vocoders
         from audiodiff.mel import MelSpec
-        from audiodiff.vocoders.train import resolve_config
+        from audiodiff.training.vocoder import resolve_config
 
         cfg = resolve_config(OmegaConf.to_container(voc, resolve=True))
         assert Path(cfg["data"]["manifest"]).is_file()

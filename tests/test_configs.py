@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from audiodiff import cli, config, models, samplers
 from audiodiff.mel import MelSpec
 from audiodiff.training import loop
-from audiodiff.vocoders import train as vtrain
+from audiodiff.training import vocoder as vtrain
 from tests.helpers import TINY_UNET1D, tiny_cfg
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,6 +12,7 @@ from audiodiff import Pipeline, vocoders
 from audiodiff.mel import MelSpec
 from audiodiff.runs.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from audiodiff.runs.meta import FORMAT_VERSION, KINDS, RunKindError, header, read_kind
+from audiodiff.runs.vocoder import load_vocoder
 from audiodiff.training import loop
 from tests.helpers import tiny_cfg, tiny_mel_cfg
 
@@ -69,7 +70,7 @@ def test_new_diffusion_runs_write_kind_and_format_version(mel_run):
 def test_a_vocoder_run_given_to_the_pipeline_or_init_from_names_its_meta_and_both_kinds(tmp_path, old):
     ckpt = vocoder_run(tmp_path / "voc", old=old)
     assert load_checkpoint(tmp_path / "voc")["kind"] == "vocoder"
-    assert isinstance(vocoders.load_vocoder(tmp_path / "voc"), vocoders.NeuralVocoder)
+    assert isinstance(load_vocoder(tmp_path / "voc"), vocoders.NeuralVocoder)
     msg = f"{ckpt / 'meta.json'}: holds a 'vocoder' run, expected a 'diffusion' run"
     with pytest.raises(RunKindError, match=re.escape(msg)) as e:
         Pipeline.from_pretrained(tmp_path / "voc", device="cpu")
@@ -86,7 +87,7 @@ def test_a_mel_diffusion_run_is_not_taken_for_a_vocoder(mel_run):
     assert "vocoder" in meta_of(ckpt)  # what load_vocoder used to look for
     with pytest.raises(RunKindError, match=re.escape(f"{ckpt / 'meta.json'}: holds a 'diffusion' run, expected a "
                                                      "'vocoder' run")):
-        vocoders.load_vocoder(mel_run)
+        load_vocoder(mel_run)
 
 
 def vocoder_cfg(shared_data, run_dir, steps=2):
@@ -105,7 +106,7 @@ def vocoder_cfg(shared_data, run_dir, steps=2):
 
 
 def test_the_vocoder_trainer_writes_kind_and_refuses_a_diffusion_run(shared_data, tmp_path, mel_run):
-    from audiodiff.vocoders.train import train_vocoder
+    from audiodiff.training.vocoder import train_vocoder
 
     run = train_vocoder(vocoder_cfg(shared_data, tmp_path / "voc"))
     meta = meta_of(load_checkpoint(run)["dir"])
@@ -133,7 +134,7 @@ def test_judge_folders_have_a_meta_and_judges_and_runs_refuse_each_other(tmp_pat
     assert Judge.load(d).labels == [0, 1]
     with pytest.raises(RunKindError, match=re.escape(f"{d / 'judge.json'}: holds a 'judge' run, expected a "
                                                      "'vocoder' run")):
-        vocoders.load_vocoder(d)
+        load_vocoder(d)
     ckpt = load_checkpoint(mel_run)["dir"]
     with pytest.raises(RunKindError, match=re.escape(f"{ckpt / 'meta.json'}: holds a 'diffusion' run, expected a "
                                                      "'judge' run")):

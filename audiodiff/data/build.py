@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from ..conditions import ConditionSpec
 from .check import check_entries
-from .collate import collate
 from .manifest import read_manifest, split_manifest
 from .mel_dataset import MelDataset
 from .synth import SynthNotes
@@ -34,7 +33,7 @@ DATA_KEYS = {"kind", "sample_rate", "segment_seconds", "representation", "mel", 
              "conditions", "manifest", "valid_fraction", "loudness_db", "synth", "random_crop", "group_by", "name",
              "check_files", "max_failure_fraction"}
 
-__all__ = ["build_dataset", "collate", "KINDS", "REPRESENTATIONS"]
+__all__ = ["build_dataset", "KINDS", "REPRESENTATIONS"]
 
 
 def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = "cpu", vocab=None) -> dict:

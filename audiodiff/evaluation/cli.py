@@ -257,7 +257,8 @@ def evaluate_generated(generated, real=None, judge=None, label: str | None = Non
     from audiodiff.evaluation import metrics as M
     from audiodiff.evaluation.embeddings import build as build_embedder
     from audiodiff.evaluation.pitch import pitch_accuracy, plot_pitch_scatter
-    from audiodiff.evaluation.report import spectrogram_grid, write_report
+    from audiodiff.evaluation.report import write_report
+    from audiodiff.plots import spectrogram_grid
 
     folder = Path(generated)
     out = Path(out) if out is not None else folder / "evaluation"

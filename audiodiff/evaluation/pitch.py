@@ -166,6 +166,6 @@ def plot_pitch_scatter(result: dict, path, title: str = "pitch: asked vs. estima
     ax.set_ylabel("estimated pitch (MIDI)")
     ax.set_title(f"{title}\naccuracy {result['accuracy']:.1%} (n={result['n']})", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
-    from .report import save_figure
+    from ..plots import save_figure
 
     return save_figure(fig, path)

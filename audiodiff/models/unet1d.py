@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConditionEmbedding, LocalEncoder, UNetBody, UNetShell
+from .blocks import ConditionEmbedding, LocalEncoder
+from .body import UNetBody, UNetShell
 
 
 class UNet1D(UNetShell):

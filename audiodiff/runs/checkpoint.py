@@ -16,8 +16,9 @@ run left behind. Loading never executes code: tensors come from safetensors, `tr
 :class:`CheckpointError` naming it. Every `meta.json` names the kind of run and its format version
 (:mod:`audiodiff.runs.meta`); `load_checkpoint(path, kind=...)` refuses another kind, naming the file.
 
-This module sits below training and the pipeline: both read and write runs through it
-(`audiodiff.training.checkpoint` is the same module under its old name).
+This module sits below training and the pipeline: both read and write runs through it. It builds on
+:mod:`.meta` (the run meta, :class:`CheckpointError` and the reading of a run's JSON files), which imports nothing
+from here.
 """
 from __future__ import annotations
 
@@ -32,19 +33,14 @@ from pathlib import Path
 
 import torch
 
-from ..errors import AudiodiffError, UsageError
-from ..jsonfile import read_json, short_reason as _short
+from ..errors import UsageError
+from ..jsonfile import short_reason as _short
 from ..mel import MelContractError, MelSpec
+from .meta import DAMAGED_HINT, META_FILE, CheckpointError, check_kind, folder_kind, read_json_file, read_kind
 
 log = logging.getLogger("audiodiff.checkpoint")
 STEP_DIGITS = 9
 FILES_KEY = "files"  # meta.json: {file name: size in bytes} of the other files, written last
-DAMAGED_HINT = "the file is damaged or was cut short (an interrupted copy?): copy the run again or load another step"
-
-
-class CheckpointError(AudiodiffError, ValueError):
-    """A run or checkpoint directory is missing or incomplete; the message names it."""
-
 
 class RunNotFoundError(CheckpointError, UsageError):
     """A run path the user gave does not exist (a bad argument: exit 2); the message names it and the shipped bases."""
@@ -199,7 +195,7 @@ def checkpoint_problem(d) -> tuple[str, str] | None:
     if "meta.json" not in names:
         return "partial", "has no meta.json (an interrupted write or delete)"
     try:
-        meta = _read_json(d / "meta.json")
+        meta = read_json_file(d / "meta.json")
     except CheckpointError as e:
         return "damaged", str(e)
     if "model.safetensors" not in names:
@@ -357,11 +353,6 @@ def _raise_if_incomplete(d: Path, extra: str = "") -> None:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def _read_json(path: Path):
-    """A JSON object from `path`; CheckpointError naming the file when it is empty, not JSON or not an object."""
-    return read_json(path, CheckpointError, DAMAGED_HINT)
-
-
 def read_tensors(path, device="cpu") -> dict:
     """A safetensors file as a state dict; CheckpointError naming the file when it cannot be read."""
     from safetensors import SafetensorError
@@ -390,7 +381,7 @@ def read_train_state(path, map_location="cpu") -> dict:
 
 def read_mel(path) -> MelSpec:
     """The MelSpec in a `mel.json`; CheckpointError naming the file when it is unreadable or not a mel contract."""
-    d = _read_json(Path(path))
+    d = read_json_file(Path(path))
     try:
         return MelSpec.from_dict(d)
     except (MelContractError, TypeError, ValueError) as e:
@@ -409,8 +400,6 @@ def load_checkpoint(path, step: int | None = None, map_location="cpu", train_sta
         CheckpointError: no complete checkpoint, a file that cannot be read, or a `meta.json` with an unknown
             kind or format version (the message names the file).
     """
-    from .meta import check_kind, folder_kind, read_kind
-
     path = _run_path(path)  # a shipped base's name is its folder
     if kind is not None:  # a vocoder or judge folder is refused by its kind, before it is judged as a checkpoint
         found = folder_kind(path)
@@ -418,7 +407,7 @@ def load_checkpoint(path, step: int | None = None, map_location="cpu", train_sta
             check_kind(found[0], found[1], kind)
     d = resolve(path, step)
     meta_path = d / "meta.json"
-    meta = _read_json(meta_path) if meta_path.exists() else {}
+    meta = read_json_file(meta_path) if meta_path.exists() else {}
     found_kind, version = read_kind(meta, meta_path)
     if kind is not None:
         check_kind(found_kind, meta_path, kind)
@@ -442,6 +431,16 @@ def load_checkpoint(path, step: int | None = None, map_location="cpu", train_sta
         raise CheckpointError(f"{meta_path}: 'step' must be an integer; got {out['meta'].get('step')!r}") from None
     out["kind"], out["format_version"] = found_kind, version
     return out
+
+
+def kind_at(path) -> tuple[str, Path] | None:
+    """Like :func:`~audiodiff.runs.meta.folder_kind`, and for a run directory the kind its newest complete
+    checkpoint's `meta.json` says."""
+    found = folder_kind(path)
+    if found is None and (Path(path) / "checkpoints").is_dir():
+        meta_path = resolve(path) / META_FILE
+        found = read_kind(read_json_file(meta_path), meta_path)[0], meta_path
+    return found
 
 
 def find_run_dir(ckpt_dir: Path) -> Path:

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 from .bases import BASES_DIR, CARD
-from .checkpoint import CheckpointError, find_run_dir, load_checkpoint, save_checkpoint
-from .meta import ADOPTED_DATA_KEYS
+from .checkpoint import find_run_dir, load_checkpoint, save_checkpoint
+from .meta import ADOPTED_DATA_KEYS, CheckpointError
 from .quant import STORAGE, quantize_state
 
 log = logging.getLogger("audiodiff.runs")

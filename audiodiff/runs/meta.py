@@ -8,14 +8,18 @@ a `KeyError` deep in the loader.
 Older runs still load. `format_version` missing means 0, the format before this field: a diffusion checkpoint
 may lack `kind` (it is a diffusion model), a vocoder checkpoint names its kind in `task`, a judge folder has only
 `judge.json`, and a folder written by `Vocoder.save` only `vocoder.json`.
+
+This module is the bottom of the run format: it also holds the error every reader of a run raises
+(:class:`CheckpointError`) and the reading of a run's JSON files; :mod:`.checkpoint` (run directories, checkpoint
+I/O) builds on it, and it imports nothing of the run format itself.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ..errors import UsageError
-from .checkpoint import CheckpointError, _read_json, resolve
+from ..errors import AudiodiffError, UsageError
+from ..jsonfile import read_json
 
 KINDS = ("diffusion", "vocoder", "judge")
 FORMAT_VERSION = 1
@@ -30,6 +34,13 @@ _WHAT_READS = {
 }
 
 
+DAMAGED_HINT = "the file is damaged or was cut short (an interrupted copy?): copy the run again or load another step"
+
+
+class CheckpointError(AudiodiffError, ValueError):
+    """A run or checkpoint directory is missing or incomplete; the message names it."""
+
+
 class RunKindError(UsageError, CheckpointError):
     """A run, checkpoint or folder holds another kind of model than the reader takes; names the file and both kinds."""
 
@@ -39,6 +50,12 @@ class RunKindError(UsageError, CheckpointError):
 # stores them in its meta.json (runs/export.py), having no config.yaml of its own.
 ADOPTED_DATA_KEYS = ("representation", "mel", "precompute_mel", "sample_rate", "segment_seconds", "loudness_db",
                      "random_crop", "conditions")
+
+
+def read_json_file(path: Path):
+    """A JSON object from a run's file (`meta.json`, `mel.json`, ...); CheckpointError naming the file when it is
+    empty, not JSON or not an object."""
+    return read_json(path, CheckpointError, DAMAGED_HINT)
 
 
 def header(kind: str) -> dict:
@@ -79,28 +96,19 @@ def check_kind(found: str, path, expected: str) -> None:
 def folder_kind(path) -> tuple[str, Path] | None:
     """`(kind, file that says so)` for a folder holding `meta.json`, or an older vocoder / judge folder; else None.
 
-    A run directory (its meta lives in `checkpoints/<step>/`) gives None: :func:`~audiodiff.runs.checkpoint.resolve`
-    finds its checkpoint first.
+    A run directory (its meta lives in `checkpoints/<step>/`) gives None: :func:`~audiodiff.runs.checkpoint.kind_at`
+    reads the kind of its newest complete checkpoint.
     """
     d = Path(path)
     if not d.is_dir():
         return None
     meta_path = d / META_FILE
     if meta_path.is_file():
-        return read_kind(_read_json(meta_path), meta_path)[0], meta_path
+        return read_kind(read_json_file(meta_path), meta_path)[0], meta_path
     for name, kind in _OLD_FOLDER_FILES:
         if (d / name).is_file():
             return kind, d / name
     return None
-
-
-def kind_at(path) -> tuple[str, Path] | None:
-    """Like :func:`folder_kind`, and for a run directory the kind its newest complete checkpoint's `meta.json` says."""
-    found = folder_kind(path)
-    if found is None and (Path(path) / "checkpoints").is_dir():
-        meta_path = resolve(path) / META_FILE
-        found = read_kind(_read_json(meta_path), meta_path)[0], meta_path
-    return found
 
 
 def write_meta(directory, kind: str, **fields) -> Path:

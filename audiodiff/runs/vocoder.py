@@ -1,7 +1,7 @@
 """A vocoder loaded from a folder written by `Vocoder.save` or from a checkpoint of a vocoder training run.
 
-The run format knows both layouts; :func:`audiodiff.vocoders.load_vocoder` is this function under its
-public name.
+The run format knows both layouts: :func:`load_vocoder` is the public loader (README, recipes, the pipeline's
+`vocoder=`); `audiodiff.vocoders` reads only the first (`Vocoder.from_pretrained`) and never imports this layer.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..mel import MelSpec
 from ..vocoders import build
-from ..vocoders.base import CONFIG_FILE, Vocoder, VocoderError, read_vocoder_dir
+from ..vocoders.base import CONFIG_FILE, Vocoder, VocoderError, from_state, read_vocoder_dir
 from .checkpoint import load_checkpoint
 
 
@@ -18,7 +18,7 @@ def load_vocoder(path, device=None, step: int | None = None, ema: bool = True) -
 
     Args:
         path: a vocoder folder (`vocoder.json`, `mel.json`, `model.safetensors`), a run directory whose
-            checkpoints were written by `vocoders.train.train_vocoder`, or one checkpoint directory.
+            checkpoints were written by `training.vocoder.train_vocoder`, or one checkpoint directory.
         device: where to put it.
         step: a run's checkpoint step (default the newest).
         ema: use a checkpoint's EMA weights when it has them.
@@ -36,18 +36,7 @@ def load_vocoder(path, device=None, step: int | None = None, ema: bool = True) -
             raise VocoderError(f"{ck['dir']}: not a vocoder checkpoint (meta.json lacks 'vocoder' or mel.json is missing)")
         spec, mel = meta["vocoder"], ck["mel"]
         state = ck["ema"] if (ema and ck["ema"] is not None) else ck["model"]
-    voc = build({"name": spec["name"], **spec.get("config", {})}, mel=mel)
-    own = voc.state_dict()
-    shapes = [f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}" for k, v in state.items()
-              if k in own and v.shape != own[k].shape]
-    if shapes:
-        raise VocoderError(f"{path}: weights do not fit a {spec['name']!r} vocoder with config {spec.get('config')}: "
-                           f"shapes {shapes[:3]}")
-    missing, unexpected = voc.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise VocoderError(f"{path}: weights do not fit a {spec['name']!r} vocoder with config {spec.get('config')}: "
-                           f"missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}")
-    voc.eval()
+    voc = from_state(spec, mel, state, where=path)
     return voc.to(device) if device is not None else voc
 
 

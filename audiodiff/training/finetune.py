@@ -22,8 +22,7 @@ from pathlib import Path
 
 from ..runs.checkpoint import load_checkpoint
 from ..runs.meta import ADOPTED_DATA_KEYS, RunKindError  # the data settings a fine-tune adopts from its base
-# the load-time half of fine-tuning (a LoRA run's network, its base's sha256) is run format: re-exported here
-from ..runs.weights import FinetuneError, extend_label_rows, file_digest, lora_net  # noqa: F401
+from ..runs.weights import FinetuneError  # the load-time half of fine-tuning is run format (runs/weights.py)
 
 log = logging.getLogger("audiodiff.train")
 

@@ -8,7 +8,7 @@ GPU, gloo on CPU).
 
 :class:`DenoiserStep` is the step itself: `Denoiser.loss(x0, **cond)` over the micro-batches with the runtime's
 noise generator, gradient accumulation, clipping and the NaN guard (:meth:`Runtime.update`), AdamW, EMA. The
-diffusion vocoder (`vocoders/train.py`) trains with the same step, its mel passed as the `local` condition.
+diffusion vocoder (`training/vocoder.py`) trains with the same step, its mel passed as the `local` condition.
 
 Exact resume: the checkpoint holds model, EMA, optimizer, step, the data position (epoch and batch within it)
 and the state of every generator, so a run killed at any point and resumed reproduces the uninterrupted run's
@@ -26,18 +26,15 @@ from torch import nn
 
 from .. import models, objectives, samplers, schedules
 from ..conditions import ConditionSpec
-from ..data.collate import split_batch  # noqa: F401  (also imported from here: benchmarks/time_to_quality.py)
+from ..data.collate import collate, split_batch
 from ..data.stats import resolve_sigma_data
 from ..config import ConfigError, config_dir, section_defaults
 from ..mel import MelSpec
-from ..runs.checkpoint import CheckpointError
-from ..runs.meta import RunKindError, header
+from ..runs.meta import CheckpointError, RunKindError, header
+from ..runs.weights import extend_label_rows, file_digest
 from . import finetune
 from .ema import EMA
 from .runtime import Attr, Runtime, TrainingConfigError
-from .runtime import (  # noqa: F401  (old import paths: these lived here before the runtime)
-    BatchOrder, RunDirBusyError, RunDirExistsError, TrainingError, batches, lock_run_dir, lr_at, pick_device,
-    rng_state, seed_everything, set_rng_state, trim_metrics)
 
 log = logging.getLogger("audiodiff.train")
 
@@ -110,7 +107,7 @@ def train_defaults() -> dict:
 
 
 def __getattr__(name):
-    if name == "TRAIN_DEFAULTS":  # the old name, read on first use
+    if name == "TRAIN_DEFAULTS":  # train_defaults(), read on first use (as the vocoder task's, training/vocoder.py)
         return train_defaults()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -147,7 +144,7 @@ def check_config(cfg: dict) -> None:
     if unknown:
         raise TrainingConfigError(f"unknown top-level setting(s) {unknown}; allowed: {sorted(TOP_LEVEL_KEYS)}")
     if cfg.get("task", "diffusion") != "diffusion":
-        raise _bad("task", cfg["task"], "'diffusion' (a vocoder is trained by audiodiff.vocoders.train: "
+        raise _bad("task", cfg["task"], "'diffusion' (a vocoder is trained by audiodiff.training.vocoder: "
                                         "`audiodiff train experiment=<a vocoder experiment>`)")
     if "name" in cfg and (isinstance(cfg["name"], bool) or not isinstance(cfg["name"], (str, int))):
         raise _bad("name", cfg["name"], "a string")
@@ -311,7 +308,7 @@ class DiffusionTask:
     """
 
     def __init__(self, cfg: dict, rt: Runtime, start: "Start | None" = None):
-        from ..data.build import build_dataset, collate  # data imports librosa; keep `import audiodiff` light
+        from ..data.build import build_dataset  # data imports librosa; keep `import audiodiff` light
 
         t = cfg["train"]
         self.cfg, self.t, self.rt = cfg, t, rt
@@ -341,7 +338,7 @@ class DiffusionTask:
         self.merge_lora_at_end = bool(lora.pop("merge", False)) if lora else False
         if init is not None:
             weights, init_weights = finetune.base_weights(init)
-            weights = finetune.extend_label_rows(weights, plan["base_num_classes"], net_cfg.get("num_classes") or 0)
+            weights = extend_label_rows(weights, plan["base_num_classes"], net_cfg.get("num_classes") or 0)
             _load_weights(net, weights, init["dir"] / f"{init_weights}.safetensors")
             log.info("initialised from %s (step %d, %s weights)", init["dir"], init["step"], init_weights)
         if lora:
@@ -403,7 +400,7 @@ class DiffusionTask:
         }
         if plan is not None:
             self.meta.update(init_step=init["step"], init_weights=init_weights,
-                             init_sha256=finetune.file_digest(init["dir"] / f"{init_weights}.safetensors"))
+                             init_sha256=file_digest(init["dir"] / f"{init_weights}.safetensors"))
         self.log_samples = None
 
     def load(self, ck: dict) -> bool:
@@ -602,7 +599,7 @@ def sample_logger(net: nn.Module, meta: dict, melspec, device, steps: int, n: in
     log. Item k of the samples at `step` uses seed `step + k`; the audio equals
     `Pipeline(net, meta, mel=melspec).generate(n=n, steps=steps, seed=step)` (tests/training/test_loop.py).
     """
-    from ..evaluation.report import spectrogram_figure
+    from ..plots import spectrogram_figure
     from ..runs.vocoder import run_vocoder
 
     device = torch.device(device)

@@ -1,6 +1,6 @@
 """One runtime for everything that is trained: the diffusion model, the GAN and diffusion vocoders, the judge.
 
-A task (``training.loop.DiffusionTask``, ``vocoders.train.VocoderTask``, ``evaluation.judge.JudgeTask``) builds
+A task (``training.loop.DiffusionTask``, ``training.vocoder.VocoderTask``, ``evaluation.judge.JudgeTask``) builds
 its modules and supplies one step function, as audiocraft's solvers supply ``run_step``; :class:`Runtime` owns
 everything around it, in one place:
 
@@ -61,7 +61,7 @@ log = logging.getLogger("audiodiff.train")
 LR_SCHEDULES = ("cosine", "exponential", "constant")
 PRECISIONS = ("auto", "bf16", "fp32")
 
-# The runtime's settings; each task maps its own config onto them (vocoders/train.py, evaluation/judge/train.py).
+# The runtime's settings; each task maps its own config onto them (training/vocoder.py, evaluation/judge/train.py).
 RUNTIME_DEFAULTS = {
     "steps": 1000, "batch_size": 16, "drop_last": True, "num_workers": 0, "seed": 0, "device": "auto",
     "precision": "auto", "lr": 2e-4, "warmup_steps": 0, "min_lr_ratio": 0.0, "lr_schedule": "cosine",

@@ -4,6 +4,12 @@ Every vocoder stores the :class:`~audiodiff.mel.MelSpec` it inverts (`.mel`) and
 made under another contract or has the wrong shape (:class:`~audiodiff.mel.MelContractError`, naming the
 fields). A vocoder folder holds `vocoder.json` (name + constructor settings), `mel.json` and
 `model.safetensors`; nothing is pickled and loading executes no code from the folder.
+
+The registry lives here too (:data:`VOCODERS`, :func:`vocoder_class`, :func:`build`): each subclass registers
+itself under its `name` when it is defined, so :meth:`Vocoder.from_pretrained` builds whatever a folder names
+without this module importing the subclasses (`audiodiff/vocoders/__init__.py` imports every built-in one, and
+Python runs that file before this one can be imported). A vocoder *training run* is read by the run format:
+:func:`audiodiff.runs.vocoder.load_vocoder`.
 """
 from __future__ import annotations
 
@@ -27,6 +33,10 @@ class VocoderError(AudiodiffError, ValueError):
     """A vocoder folder or config is missing or malformed; the message names it."""
 
 
+# name -> class, filled by `Vocoder.__init_subclass__` as each vocoder class is defined
+VOCODERS: dict[str, type["Vocoder"]] = {}
+
+
 class Vocoder(nn.Module):
     """Base class: check the mel contract, synthesise, save / load without pickle.
 
@@ -37,6 +47,11 @@ class Vocoder(nn.Module):
     """
 
     name: str = "base"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in vars(cls):  # a class that names itself is built by that name (`build`, `from_pretrained`)
+            VOCODERS[cls.name] = cls
 
     def __init__(self, mel: MelSpec):
         super().__init__()
@@ -118,16 +133,75 @@ class Vocoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory, device=None) -> "Vocoder":
-        """Load a vocoder saved with :meth:`save`, or the newest checkpoint of a vocoder training run.
+        """Load a vocoder saved with :meth:`save` (a vocoder training run: :func:`audiodiff.runs.vocoder.load_vocoder`).
 
         Called on a subclass, the folder must hold that kind of vocoder.
         """
-        from . import load_vocoder
-
-        voc = load_vocoder(directory, device=device)
+        d = Path(directory)
+        if not (d / CONFIG_FILE).is_file() and ((d / "checkpoints").is_dir() or (d / "meta.json").is_file()):
+            raise VocoderError(f"{d}: is a run or checkpoint folder, not a vocoder folder written by Vocoder.save; a "
+                               "vocoder training run loads with audiodiff.runs.vocoder.load_vocoder")
+        voc = from_state(*read_vocoder_dir(d), where=directory)
         if cls is not Vocoder and not isinstance(voc, cls):
             raise VocoderError(f"{directory} holds a {voc.name!r} vocoder, not {cls.name!r}")
-        return voc
+        return voc.to(device) if device is not None else voc
+
+
+def vocoder_class(name: str) -> type[Vocoder]:
+    """The class registered under `name`; unknown names raise listing the allowed ones."""
+    if name not in VOCODERS:
+        raise VocoderError(f"unknown vocoder {name!r}; allowed: {sorted(VOCODERS)}")
+    return VOCODERS[name]
+
+
+def _as_mel(mel: Any) -> MelSpec:
+    if isinstance(mel, MelSpec):
+        return mel
+    if mel is None:
+        raise VocoderError("a vocoder needs a mel contract: pass mel=MelSpec(...) or a 'mel' dict in its config")
+    if hasattr(mel, "items"):
+        return MelSpec.from_dict(dict(mel))
+    raise VocoderError(f"mel must be a MelSpec or a dict of its fields; got {type(mel).__name__}")
+
+
+def build(cfg: dict, mel: MelSpec | dict | None = None) -> Vocoder:
+    """Build a vocoder from `{"name": ..., **settings}` (settings as in `configs/vocoder/*.yaml`).
+
+    Args:
+        cfg: `name` plus constructor settings; may hold `mel` (a dict of MelSpec fields).
+        mel: the mel contract; overrides `cfg["mel"]`.
+    """
+    cfg = dict(cfg)
+    if "name" not in cfg:
+        raise VocoderError(f"vocoder config needs a 'name'; allowed: {sorted(VOCODERS)}")
+    cls = vocoder_class(cfg.pop("name"))
+    cfg_mel = cfg.pop("mel", None)
+    spec = _as_mel(mel if mel is not None else cfg_mel)
+    try:
+        return cls(spec, **cfg)
+    except TypeError as e:
+        import inspect
+
+        allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "mel")]
+        raise VocoderError(f"bad settings for vocoder {cls.name!r}: {e}; allowed settings: {allowed}") from None
+
+
+def from_state(spec: dict, mel: MelSpec, state: dict[str, torch.Tensor], where) -> Vocoder:
+    """The vocoder `spec` names (`{"name", "config"}`, as in `vocoder.json`) under `mel`, holding the weights
+    `state`, in eval mode; VocoderError naming `where` (the folder or checkpoint they came from) when they do not fit.
+    """
+    voc = build({"name": spec["name"], **spec.get("config", {})}, mel=mel)
+    own = voc.state_dict()
+    shapes = [f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}" for k, v in state.items()
+              if k in own and v.shape != own[k].shape]
+    if shapes:
+        raise VocoderError(f"{where}: weights do not fit a {spec['name']!r} vocoder with config {spec.get('config')}: "
+                           f"shapes {shapes[:3]}")
+    missing, unexpected = voc.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise VocoderError(f"{where}: weights do not fit a {spec['name']!r} vocoder with config {spec.get('config')}: "
+                           f"missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}")
+    return voc.eval()
 
 
 def read_vocoder_dir(directory) -> tuple[dict, MelSpec, dict[str, torch.Tensor]]:

@@ -3,9 +3,9 @@
 Kong et al. 2021 (DiffWave) and Chen et al. 2021 (WaveGrad) generate the waveform by denoising, with the
 mel spectrogram as a local condition upsampled to the sample rate. Here the network is the project's
 patched :class:`~audiodiff.models.unet1d.UNet1D` built with `local_channels = n_mels`, wrapped by
-:class:`~audiodiff.objectives.Denoiser` (EDM preconditioning by default; trained by :mod:`.train` with the
-diffusion model's step, :class:`audiodiff.training.loop.DenoiserStep`, the mel as its `local` condition) and sampled with :func:`audiodiff.samplers.sample` on a short Karras schedule
-(default 8 steps of DPM-Solver++(2M)).
+:class:`~audiodiff.objectives.Denoiser` (EDM preconditioning by default; trained by :mod:`audiodiff.training.vocoder`
+with the diffusion model's step, :class:`audiodiff.training.loop.DenoiserStep`, the mel as its `local` condition)
+and sampled with :func:`audiodiff.samplers.sample` on a short Karras schedule (default 8 steps of DPM-Solver++(2M)).
 
 Training pairs a segment of `frames * hop` samples with its first `frames` mel frames (the same relation
 as at synthesis), so the condition is aligned identically in both.

@@ -4,7 +4,8 @@ The generator keeps the mel's frame rate throughout (no transposed-convolution u
 ConvNeXt blocks (Liu et al. 2022) maps each mel frame to a complex STFT frame, whose magnitude is
 `exp(log_mag)` clamped and whose phase is given as `(cos p, sin p)`; `torch.istft` turns it into audio.
 Adversarial training uses HiFi-GAN's multi-period discriminator (Kong et al. 2020) and a multi-resolution
-spectrogram discriminator (Jang et al. 2021, UnivNet), both defined here and used by :mod:`.train`.
+spectrogram discriminator (Jang et al. 2021, UnivNet), both defined here and used by the vocoder task
+(:mod:`audiodiff.training.vocoder`).
 """
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from audiodiff import audio, vocoders  # noqa: E402
 from audiodiff.data.manifest import read_manifest, split_manifest  # noqa: E402
+from audiodiff.runs.vocoder import load_vocoder  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -25,7 +26,7 @@ def main(argv=None) -> None:
     p.add_argument("--valid-fraction", type=float, default=0.1)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
-    voc = vocoders.load_vocoder(a.vocoder, device=a.device)
+    voc = load_vocoder(a.vocoder, device=a.device)
     gl = vocoders.build({"name": "griffinlim", "n_iter": 32}, mel=voc.mel).to(a.device)
     _, valid = split_manifest(read_manifest(a.manifest), a.valid_fraction, 0)
     for e in valid[: a.n]:

@@ -44,15 +44,15 @@ if [ "$STAGE" -le 2 ] && [ "$STOP" -ge 2 ]; then
     CPU_ARGS=(vocoder.dim=192 vocoder.intermediate_dim=576 vocoder.num_layers=6 data.batch_size=8
               data.num_workers=0 train.lr=1e-3 train.device=cpu
               train.loss_weights.adv=0 train.loss_weights.fm=0 train.log_every=50 train.ckpt_every=500 train.progress=false)
-    OMP_NUM_THREADS=1 $PY -m audiodiff.vocoders.train configs/experiment/ljspeech_vocoder.yaml \
+    OMP_NUM_THREADS=1 $PY -m audiodiff.training.vocoder configs/experiment/ljspeech_vocoder.yaml \
       run_dir="$RUN" data.manifest="$MANIFEST" data.segment_frames=32 train.steps=3000 "${CPU_ARGS[@]}"
-    OMP_NUM_THREADS=1 $PY -m audiodiff.vocoders.train configs/experiment/ljspeech_vocoder.yaml \
+    OMP_NUM_THREADS=1 $PY -m audiodiff.training.vocoder configs/experiment/ljspeech_vocoder.yaml \
       run_dir="$RUN" data.manifest="$MANIFEST" data.segment_frames=64 train.steps=6000 "${CPU_ARGS[@]}"
   else
-    $PY -m audiodiff.vocoders.train configs/experiment/ljspeech_vocoder.yaml run_dir="$RUN" data.manifest="$MANIFEST"
+    $PY -m audiodiff.training.vocoder configs/experiment/ljspeech_vocoder.yaml run_dir="$RUN" data.manifest="$MANIFEST"
   fi
   if [ "$DIFF" = 1 ]; then
-    $PY -m audiodiff.vocoders.train configs/experiment/ljspeech_diffusion_vocoder.yaml \
+    $PY -m audiodiff.training.vocoder configs/experiment/ljspeech_diffusion_vocoder.yaml \
       run_dir="${RUN}_diffusion" data.manifest="$MANIFEST"
   fi
 fi

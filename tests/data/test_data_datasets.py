@@ -9,11 +9,14 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
+from audiodiff.conditions import Vocabulary, VocabularyError
 from audiodiff.data import build_dataset
-from audiodiff.data.datasets import (
-    EpochSampler, MelDataset, Vocabulary, VocabularyError, WaveformDataset, collate, crop_rng, split_batch,
-)
+from audiodiff.data.base import crop_rng
+from audiodiff.data.collate import collate, split_batch
 from audiodiff.data.manifest import read_manifest
+from audiodiff.data.mel_dataset import MelDataset
+from audiodiff.data.sampler import EpochSampler
+from audiodiff.data.waveform import WaveformDataset
 from audiodiff.mel import MelSpec
 
 

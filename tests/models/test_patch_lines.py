@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from audiodiff.models import build, load_preset
-from audiodiff.models.layers import GroupNorm32, PositionNorm
+from audiodiff.models.blocks import GroupNorm32, PositionNorm
 
 NET1D = dict(name="unet1d", patch=8, channels=[32, 64], factors=[1, 4], blocks=[1, 1], attention=[False, True],
              head_dim=32)

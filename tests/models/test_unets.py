@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from audiodiff.models import UNet1D, UNet2D, build, load_preset
-from audiodiff.models.layers import ConditionEmbedding, sinusoidal_features
+from audiodiff.models.blocks import ConditionEmbedding, sinusoidal_features
 
 TINY1D = dict(name="unet1d", patch=2, channels=[16, 32], factors=[1, 2], blocks=[1, 1],
               attention=[False, True], head_dim=16)

@@ -15,7 +15,9 @@ import torch
 from audiodiff import Pipeline, PipelineError, audio
 from audiodiff.audio import AudioError
 from audiodiff.data import build_dataset
-from audiodiff.data.datasets import DatasetError, MelDataset, WaveformDataset
+from audiodiff.data.check import DatasetError
+from audiodiff.data.mel_dataset import MelDataset
+from audiodiff.data.waveform import WaveformDataset
 from audiodiff.data.manifest import build_manifest, write_manifest
 from audiodiff.errors import AudiodiffError
 from audiodiff.mel import MelSpec

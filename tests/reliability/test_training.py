@@ -20,11 +20,12 @@ from safetensors.torch import load_file
 
 import audiodiff
 from audiodiff.errors import AudiodiffError, UsageError
-from audiodiff.training import checkpoint as ckpt
-from audiodiff.training import loop
-from audiodiff.training.checkpoint import CheckpointError, clean_run_dir, list_checkpoints, load_checkpoint, resolve
+from audiodiff.runs import checkpoint as ckpt
+from audiodiff.runs.checkpoint import CheckpointError, clean_run_dir, list_checkpoints, load_checkpoint, resolve
+from audiodiff.runs.vocoder import load_vocoder
+from audiodiff.training import loop, runtime
 from audiodiff.training.lock import RunLock, read_holder
-from audiodiff.vocoders import VocoderError, load_vocoder
+from audiodiff.vocoders import VocoderError
 from tests.helpers import tiny_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,9 +69,9 @@ def test_resume_false_on_an_existing_run_refuses_and_keeps_every_checkpoint(run_
     run = run_copy
     before = {d.name: digest(d / "model.safetensors") for d in list_checkpoints(run)}
     metrics_before = (run / "metrics.jsonl").read_text()
-    with pytest.raises(loop.RunDirExistsError) as e:
+    with pytest.raises(runtime.RunDirExistsError) as e:
         audiodiff.train(tiny_cfg(run, steps=4, resume=False))
-    assert isinstance(e.value, UsageError) and isinstance(e.value, loop.TrainingError)
+    assert isinstance(e.value, UsageError) and isinstance(e.value, runtime.TrainingError)
     msg = str(e.value)
     assert "\n" not in msg and str(run) in msg and "steps [2]" in msg
     assert "new run_dir" in msg and "train.resume=true" in msg
@@ -91,7 +92,7 @@ def test_a_second_process_holding_the_run_lock_blocks_training_until_it_dies(tmp
         assert holder.stdout.readline().strip() == "locked"
         info = read_holder(run)
         assert info["pid"] == holder.pid and info["host"] == socket.gethostname() and info["started"]
-        with pytest.raises(loop.RunDirBusyError) as e:
+        with pytest.raises(runtime.RunDirBusyError) as e:
             audiodiff.train(tiny_cfg(run, steps=2))
         msg = str(e.value)
         assert isinstance(e.value, AudiodiffError) and "\n" not in msg
@@ -206,7 +207,7 @@ def test_resolve_picks_the_newest_complete_checkpoint_and_rewrites_last(tmp_path
 
 SLOW_WRITE = """
 import json, sys, time
-from audiodiff.training import checkpoint
+from audiodiff.runs import checkpoint
 from audiodiff.training.loop import train
 cfg, hang, marker = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
 real = checkpoint._save_tensors
@@ -232,7 +233,7 @@ def test_sigkill_during_a_checkpoint_write_loses_nothing_and_resume_is_exact(tmp
         while not marker.exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.05)
         assert marker.exists(), "the trainer never reached the checkpoint write of step 4"
-        with pytest.raises(loop.RunDirBusyError, match=f"pid {proc.pid}"):  # a live trainer holds the run
+        with pytest.raises(runtime.RunDirBusyError, match=f"pid {proc.pid}"):  # a live trainer holds the run
             audiodiff.train(cfg)
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -384,7 +385,7 @@ def test_every_shipped_experiment_passes_the_checks():
         args = [] if name is None else [f"experiment={name}"]
         composed = compose(args)
         if composed.task == "vocoder":
-            continue  # trained by audiodiff.vocoders.train, which checks its own config
+            continue  # trained by audiodiff.training.vocoder, which checks its own config
         if OmegaConf.is_missing(composed.train, "init_from"):  # the fine-tune experiment: a required value
             missing = re.escape("train.init_from must be set (the config has ???)")
             with pytest.raises(loop.TrainingConfigError, match=missing):

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from audiodiff.errors import AudiodiffError, UsageError
-from audiodiff.training import checkpoint as ckpt
-from audiodiff.training.checkpoint import list_checkpoints
-from audiodiff.training.loop import RunDirBusyError, RunDirExistsError
+from audiodiff.runs import checkpoint as ckpt
+from audiodiff.runs.checkpoint import list_checkpoints
 from audiodiff.training.lock import LockHeld, RunLock, read_holder
-from audiodiff.vocoders.train import train_vocoder
+from audiodiff.training.runtime import RunDirBusyError, RunDirExistsError
+from audiodiff.training.vocoder import train_vocoder
 from tests.helpers import tiny_vocoder_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,12 +150,12 @@ def test_resume_drops_the_rows_after_the_checkpoint_so_each_step_is_logged_once(
 # ---------------------------------------------------------------------- the error classes a Python user catches
 def test_the_error_classes_are_importable_from_audiodiff_without_loading_training():
     code = ("import sys, audiodiff\n"
-            "heavy = [m for m in ('audiodiff.training.loop', 'audiodiff.data.datasets', 'hydra', 'librosa', 'gradio')"
+            "heavy = [m for m in ('audiodiff.training.loop', 'audiodiff.data.waveform', 'audiodiff.data.mel_dataset', 'hydra', 'librosa', 'gradio')"
             " if m in sys.modules]\n"
             "from audiodiff import (AudiodiffError, UsageError, TrainingError, CheckpointError, PipelineError,\n"
             "                       AudioError, MelContractError, SaveError, DatasetError)\n"
-            "from audiodiff.training.loop import RunDirBusyError, TrainingConfigError\n"
-            "from audiodiff.training.checkpoint import CheckpointError as C\n"
+            "from audiodiff.training.runtime import RunDirBusyError, TrainingConfigError\n"
+            "from audiodiff.runs.checkpoint import CheckpointError as C\n"
             "assert C is CheckpointError and issubclass(RunDirBusyError, TrainingError)\n"
             "assert issubclass(TrainingConfigError, UsageError) and issubclass(PipelineError, UsageError)\n"
             "assert all(issubclass(c, AudiodiffError) for c in (TrainingError, CheckpointError, AudioError,\n"

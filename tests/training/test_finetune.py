@@ -4,8 +4,8 @@ import torch
 
 from audiodiff import Pipeline
 from audiodiff.data.synth import write_synth_dataset
+from audiodiff.runs.checkpoint import load_checkpoint
 from audiodiff.training import loop
-from audiodiff.training.checkpoint import load_checkpoint
 from tests.helpers import tiny_cfg
 
 

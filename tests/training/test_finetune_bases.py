@@ -10,9 +10,9 @@ import torch
 from audiodiff import Pipeline, cli
 from audiodiff.data.manifest import read_manifest, write_manifest
 from audiodiff.data.synth import write_synth_dataset
+from audiodiff.runs.checkpoint import load_checkpoint
+from audiodiff.runs.weights import FinetuneError
 from audiodiff.training import loop
-from audiodiff.training.checkpoint import load_checkpoint
-from audiodiff.training.finetune import FinetuneError
 from tests.helpers import tiny_cfg, tiny_mel_cfg
 
 BASES = [(rep, cond) for rep in ("waveform", "mel") for cond in ("class", "pitch", "class+pitch")]

@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from audiodiff.training import loop
-from audiodiff.training.checkpoint import list_checkpoints, load_checkpoint, resolve
+from audiodiff.runs.checkpoint import list_checkpoints, load_checkpoint, resolve
+from audiodiff.training import loop, runtime
 from audiodiff.training.ema import EMA
 from tests.helpers import tiny_cfg
 
@@ -108,7 +108,7 @@ def test_nan_guard_skips_then_stops_with_clear_message(tmp_path, monkeypatch):
         return real(self, x0, **kw) * float("nan")
 
     monkeypatch.setattr(objectives.Denoiser, "loss", bad_loss)
-    with pytest.raises(loop.TrainingError, match="non-finite steps in a row"):
+    with pytest.raises(runtime.TrainingError, match="non-finite steps in a row"):
         loop.train(tiny_cfg(tmp_path / "nan", steps=10, max_bad_steps=3))
     assert not list_checkpoints(tmp_path / "nan")
 
@@ -116,16 +116,16 @@ def test_nan_guard_skips_then_stops_with_clear_message(tmp_path, monkeypatch):
 def test_unknown_train_key_is_rejected(tmp_path):
     cfg = tiny_cfg(tmp_path / "x")
     cfg["train"]["stpes"] = 3
-    with pytest.raises(loop.TrainingError, match="unknown train settings.*stpes"):
+    with pytest.raises(runtime.TrainingError, match="unknown train settings.*stpes"):
         loop.train(cfg)
 
 
 def test_lr_warmup_and_cosine():
     t = {**loop.TRAIN_DEFAULTS, "lr": 1.0, "warmup_steps": 10, "steps": 110, "min_lr_ratio": 0.1}
-    assert loop.lr_at(0, t) == pytest.approx(0.1)
-    assert loop.lr_at(9, t) == pytest.approx(1.0)
-    assert loop.lr_at(60, t) == pytest.approx(0.1 + 0.9 * 0.5)
-    assert loop.lr_at(110, t) == pytest.approx(0.1)
+    assert runtime.lr_at(0, t) == pytest.approx(0.1)
+    assert runtime.lr_at(9, t) == pytest.approx(1.0)
+    assert runtime.lr_at(60, t) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert runtime.lr_at(110, t) == pytest.approx(0.1)
 
 
 def test_ema_closed_form():
@@ -143,8 +143,8 @@ def test_ema_closed_form():
 
 
 def test_batch_order_is_a_permutation_split_across_ranks():
-    o0 = loop.BatchOrder(20, 3, seed=1, rank=0, world=2)
-    o1 = loop.BatchOrder(20, 3, seed=1, rank=1, world=2)
+    o0 = runtime.BatchOrder(20, 3, seed=1, rank=0, world=2)
+    o1 = runtime.BatchOrder(20, 3, seed=1, rank=1, world=2)
     b0, b1 = list(o0.epoch_batches(0)), list(o1.epoch_batches(0))
     seen = [i for b in b0 + b1 for i in b]
     assert len(seen) == len(set(seen)) == 18 and all(len(b) == 3 for b in b0 + b1)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from audiodiff import models
-from audiodiff.training.lora import LoRA, apply_lora, lora_parameters, merge_lora
+from audiodiff.models.lora import LoRA, apply_lora, lora_parameters, merge_lora
 from tests.helpers import TINY_UNET1D
 
 

@@ -5,7 +5,7 @@ from torch import nn
 
 from audiodiff import objectives
 from audiodiff.objectives import Denoiser
-from audiodiff.training import loop
+from audiodiff.training import loop, runtime
 from tests.helpers import tiny_cfg
 
 PARAMS = ["eps", "v", "x0", "edm"]
@@ -81,7 +81,7 @@ def test_bad_gamma_is_refused():
 def test_bad_gamma_in_a_run_names_the_setting(tmp_path):
     cfg = tiny_cfg(tmp_path / "bad")
     cfg["objective"]["min_snr_gamma"] = "high"
-    with pytest.raises(loop.TrainingError, match=r"objective.min_snr_gamma.*null \(off\) or a number > 0"):
+    with pytest.raises(runtime.TrainingError, match=r"objective.min_snr_gamma.*null \(off\) or a number > 0"):
         loop.train(cfg)
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
@@ -89,10 +89,27 @@ def test_bad_gamma_in_a_run_names_the_setting(tmp_path):
 def test_a_min_snr_run_trains_and_stores_gamma(tmp_path):
     import json
 
-    from audiodiff.training.checkpoint import load_checkpoint
+    from audiodiff.runs.checkpoint import load_checkpoint
 
     cfg = tiny_cfg(tmp_path / "run", steps=2)
     cfg["objective"] = {"parameterization": "v", "min_snr_gamma": 5.0, "cond_drop_prob": 0.0}
     loop.train(cfg)
     meta = json.loads((load_checkpoint(tmp_path / "run")["dir"] / "meta.json").read_text())
     assert meta["objective"]["min_snr_gamma"] == 5.0
+
+
+@pytest.mark.parametrize("p", PARAMS)
+def test_the_split_objective_weighs_the_same(p):
+    """Min-SNR lives in the TrainingObjective (EDM2's split): on a bare precond.Denoiser it gives the same losses,
+    and its weight reads c_out from the denoiser it is given."""
+    from audiodiff.objectives import TrainingObjective, precond
+
+    x0, noise, sigma = batch()
+    net = Wobbly()
+    obj = objectives.build_objective({"parameterization": p, "min_snr_gamma": 5.0})
+    assert isinstance(obj, TrainingObjective) and obj.min_snr_gamma == 5.0
+    pre = precond.Denoiser(net, p)
+    got = obj.loss(pre, x0, sigma=sigma, noise=noise, reduce=False)
+    assert torch.equal(got, Denoiser(net, p, min_snr_gamma=5.0).loss(x0, sigma=sigma, noise=noise, reduce=False))
+    c_out = pre.scalings(sigma)[1]
+    torch.testing.assert_close(obj.loss_weight(pre, sigma), (1 / sigma ** 2).clamp(max=5.0) * c_out ** 2)

@@ -16,8 +16,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from audiodiff.runs.checkpoint import list_checkpoints, resolve
 from audiodiff.training import runtime
-from audiodiff.training.checkpoint import list_checkpoints, resolve
 from tests.helpers import tiny_cfg, tiny_vocoder_cfg
 
 DIFFUSION_VOCODER = {"name": "diffusion", "steps": 2, "net": {"patch": 4, "channels": [8, 16], "factors": [1, 2],
@@ -33,7 +33,7 @@ def _diffusion(shared_data, run):
 
 def _vocoder(voc=None, **train):
     def run_it(shared_data, run):
-        from audiodiff.vocoders.train import train_vocoder
+        from audiodiff.training.vocoder import train_vocoder
 
         cfg = tiny_vocoder_cfg(shared_data, run, steps=6, ckpt_every=2, **train)
         if voc is not None:
@@ -94,10 +94,7 @@ def kill_before_step(monkeypatch, step: int):
                 raise Killed
             yield item
 
-    from audiodiff.training import loop
-
-    monkeypatch.setattr(runtime, "batches", stream)
-    monkeypatch.setattr(loop, "batches", stream)  # the diffusion task draws through this name (benchmarks time it)
+    monkeypatch.setattr(runtime, "batches", stream)  # every task draws through Runtime.fit, which reads this name
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import torch
 
 from audiodiff.data.build import build_dataset
 from audiodiff.data.stats import model_space_rms
-from audiodiff.training import loop
-from audiodiff.training.checkpoint import load_checkpoint
+from audiodiff.runs.checkpoint import load_checkpoint
+from audiodiff.training import loop, runtime
 from tests.helpers import tiny_cfg, tiny_mel_cfg
 from tests.training.test_loop import losses
 
@@ -95,5 +95,5 @@ def test_auto_run_stores_the_number_and_trains_like_the_number(tmp_path, make):
 def test_a_bad_sigma_data_names_auto(tmp_path):
     cfg = tiny_cfg(tmp_path / "bad")
     cfg["objective"]["sigma_data"] = "big"
-    with pytest.raises(loop.TrainingError, match=r"objective.sigma_data.*auto"):
+    with pytest.raises(runtime.TrainingError, match=r"objective.sigma_data.*auto"):
         loop.train(cfg)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from audiodiff.evaluation.vocoder_metrics import spectral_convergence, stft_magnitude
+from audiodiff.losses import spectral_convergence, stft_magnitude
 from audiodiff.mel import MelSpec
 from audiodiff.vocoders.griffinlim import GriffinLimVocoder, griffin_lim, mel_to_linear
 

@@ -6,6 +6,7 @@ import torch
 
 from audiodiff import vocoders
 from audiodiff.mel import MelContractError, MelSpec
+from audiodiff.runs.vocoder import load_vocoder
 
 MEL = MelSpec(sample_rate=8000, n_fft=256, hop_length=64, n_mels=32)
 TINY = {
@@ -69,7 +70,7 @@ def test_save_from_pretrained_round_trip(name, tmp_path):
     assert type(loaded) is type(voc) and loaded.config() == voc.config()
     with torch.no_grad():
         assert torch.equal(loaded(mel), ref)
-    assert torch.equal(vocoders.load_vocoder(tmp_path / "v")(mel), ref)
+    assert torch.equal(load_vocoder(tmp_path / "v")(mel), ref)
 
 
 def test_from_pretrained_checks_kind_and_folder(tmp_path):
@@ -78,7 +79,7 @@ def test_from_pretrained_checks_kind_and_folder(tmp_path):
         vocoders.NeuralVocoder.from_pretrained(tmp_path / "gl")
     (tmp_path / "empty").mkdir()
     with pytest.raises(Exception, match="empty"):
-        vocoders.load_vocoder(tmp_path / "empty")
+        load_vocoder(tmp_path / "empty")
 
 
 def test_center_false_contract_is_refused():

@@ -3,8 +3,7 @@ import math
 
 import torch
 
-from audiodiff import audio
-from audiodiff.evaluation import vocoder_metrics as VM
+from audiodiff import audio, losses
 from audiodiff.mel import MelSpec
 from audiodiff.vocoders import GriffinLimVocoder, NeuralVocoder
 from audiodiff.vocoders.neural import (
@@ -73,17 +72,17 @@ def test_tiny_vocoder_overfits_one_clip(shared_data):
     def scores():
         with torch.no_grad():
             y = voc(mel)
-        return float(VM.mrstft_distance(wav, y)), float(VM.mel_l1(wav, y, mel_spec))
+        return float(losses.mrstft_distance(wav, y)), float(losses.mel_l1(wav, y, mel_spec))
 
     init_mr, init_mel = scores()
     for _ in range(120):
         fake = voc.synthesize(mel)[..., : wav.shape[-1]]
-        loss = 45 * (mel_spec.log_mel(wav) - mel_spec.log_mel(fake[:, 0])).abs().mean() + VM.mrstft_distance(wav, fake)
+        loss = 45 * (mel_spec.log_mel(wav) - mel_spec.log_mel(fake[:, 0])).abs().mean() + losses.mrstft_distance(wav, fake)
         opt.zero_grad()
         loss.backward()
         opt.step()
     mr, mel_err = scores()
-    gl_mel = float(VM.mel_l1(wav, gl8, mel_spec))
+    gl_mel = float(losses.mel_l1(wav, gl8, mel_spec))
     print(f"MR-STFT init {init_mr:.3f} -> {mr:.3f}; mel L1 init {init_mel:.3f} -> {mel_err:.3f} (GL-8: {gl_mel:.3f})")
     assert mr < 0.6 * init_mr
     assert mel_err < 0.35 * init_mel

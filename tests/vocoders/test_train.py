@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from audiodiff import vocoders
-from audiodiff.training.checkpoint import list_checkpoints, load_checkpoint
-from audiodiff.vocoders.train import VocoderTrainError, resolve_config, train_vocoder
+from audiodiff.runs.checkpoint import list_checkpoints, load_checkpoint
+from audiodiff.runs.vocoder import load_vocoder
+from audiodiff.training.vocoder import VocoderTrainError, resolve_config, train_vocoder
 from tests.helpers import VOCODER_MEL, tiny_vocoder_cfg
 
 MEL = VOCODER_MEL
@@ -39,8 +40,8 @@ def test_gan_training_checkpoints_resumes_and_fine_tunes(shared_data, tmp_path):
     assert {"opt_g", "opt_d", "disc", "sched_g", "rng"} <= set(ts)
     assert ts["opt_g"]["state"][0]["step"].item() == 2  # two generator updates
     assert (run / "config.yaml").is_file() and any((run / "tensorboard").iterdir())
-    exported = vocoders.load_vocoder(run / "vocoder")
-    from_run = vocoders.load_vocoder(run)
+    exported = load_vocoder(run / "vocoder")
+    from_run = load_vocoder(run)
     mel = exported.mel(torch.randn(1, 1000) * 0.1)
     assert torch.equal(exported(mel), from_run(mel))
 
@@ -50,8 +51,8 @@ def test_gan_training_checkpoints_resumes_and_fine_tunes(shared_data, tmp_path):
 
     tuned = tmp_path / "tuned"
     train_vocoder(_cfg(shared_data, tuned, steps=1, init_from=str(run / "vocoder"), lr=0.0))
-    same = vocoders.load_vocoder(tuned / "vocoder")  # lr 0: the weights are the initial ones
-    src = vocoders.load_vocoder(run / "vocoder").state_dict()
+    same = load_vocoder(tuned / "vocoder")  # lr 0: the weights are the initial ones
+    src = load_vocoder(run / "vocoder").state_dict()
     assert all(torch.equal(v, src[k]) for k, v in same.state_dict().items())
 
     bad = _cfg(shared_data, tmp_path / "bad", init_from=str(run / "vocoder"))
@@ -77,13 +78,13 @@ def test_diffusion_vocoder_trains_with_the_denoiser_loss(shared_data, tmp_path):
     train_vocoder(cfg)
     ck = load_checkpoint(tmp_path / "diff")
     assert ck["ema"] is not None and ck["meta"]["vocoder"]["name"] == "diffusion"
-    voc = vocoders.load_vocoder(tmp_path / "diff")
+    voc = load_vocoder(tmp_path / "diff")
     assert isinstance(voc, vocoders.vocoder_class("diffusion"))
     assert voc(voc.mel(torch.randn(1, 640) * 0.1)).shape == (1, 1, 11 * 64)
 
 
 def test_gan_losses_closed_forms():
-    from audiodiff.vocoders.train import discriminator_hinge, feature_matching, generator_hinge
+    from audiodiff.training.vocoder import discriminator_hinge, feature_matching, generator_hinge
 
     real = [(torch.tensor([[2.0, 0.5]]), [torch.ones(1, 3)]), (torch.tensor([[1.0]]), [torch.zeros(2)])]
     fake = [(torch.tensor([[-0.5, -2.0]]), [torch.zeros(1, 3)]), (torch.tensor([[0.0]]), [torch.ones(2)])]
@@ -101,8 +102,8 @@ def test_a_corrupt_file_is_reported_and_skipped_not_fatal(tmp_path, caplog):
 
     from audiodiff.data.manifest import read_manifest
     from audiodiff.data.synth import write_synth_dataset
-    from audiodiff.training.checkpoint import load_checkpoint
-    from audiodiff.vocoders.train import train_vocoder
+    from audiodiff.runs.checkpoint import load_checkpoint
+    from audiodiff.training.vocoder import train_vocoder
 
     m = write_synth_dataset(tmp_path / "d", n=12, format="wav", sample_rate=8000, seconds=0.5, pitches=[60, 64],
                             timbres=("saw",), seed=1)

@@ -13,7 +13,8 @@ import torch
 from audiodiff.mel import MelSpec
 
 from ...conditions import Vocabulary
-from ...runs.meta import check_kind, kind_at, write_meta
+from ...runs.checkpoint import kind_at
+from ...runs.meta import check_kind, write_meta
 from .net import JudgeError, JudgeNet, fit_length
 
 __all__ = ["Judge", "WEIGHTS_NAME", "CONFIG_NAME", "FORMAT_VERSION"]

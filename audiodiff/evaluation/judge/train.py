@@ -1,6 +1,14 @@
 """Training a judge on the one training runtime: :func:`train_judge` (split, load, train, calibrate, report) and its
 task :class:`JudgeTask` (random placement and gain per clip, AdamW, cross-entropy); :func:`fit_temperature`;
-:func:`held_out_trust` (whether the held-out accuracy can be trusted)."""
+:func:`held_out_trust` (whether the held-out accuracy can be trusted).
+
+Why the judge's task stays here and not in `audiodiff/training/`: evaluation and training share a layer and
+their imports point one way, evaluation -> training (this module runs on :mod:`audiodiff.training.runtime`;
+training imports nothing of evaluation). The judge is evaluation's instrument: its network, its loading and
+scoring (`net.py`, `model.py`), `audiodiff evaluate train-judge` (evaluation/cli.py) and this task all live
+in `evaluation/judge/`. As `training/judge.py`, the task would import the judge's network and model from
+evaluation, and the evaluate command would import training for it: the two packages would import each other.
+"""
 from __future__ import annotations
 
 import json

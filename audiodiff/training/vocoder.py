@@ -1,4 +1,4 @@
-"""Train a vocoder on a manifest: the Vocos GAN recipe (Siuzdenko et al. 2023) or a diffusion vocoder.
+"""The vocoder task: train a vocoder on a manifest, the Vocos GAN recipe (Siuzdenko et al. 2023) or a diffusion vocoder.
 
 `train_vocoder(cfg)` checks the config and trains a :class:`VocoderTask` on the one training runtime
 (:class:`audiodiff.training.runtime.Runtime`: device and precision, RNG, the locked run directory, exact resume
@@ -8,7 +8,7 @@ the mel contract, the generator (`vocoders.build(cfg["vocoder"])`), validation a
 
 - `neural`: the HiFi-GAN multi-period and UnivNet multi-resolution discriminators, a discriminator hinge step,
   then a generator step on `w_mel * mel L1 + w_mrstft * MR-STFT + w_adv * hinge + w_fm * feature matching`;
-- `diffusion`: the diffusion model's step (:class:`audiodiff.training.loop.DenoiserStep`), the mel passed as the
+- `diffusion`: the diffusion model's step (:class:`.loop.DenoiserStep`), the mel passed as the
   `local` condition of :class:`audiodiff.objectives.Denoiser`.
 
 A run resumes from its `checkpoints/last` (`train.resume=false` is refused on a run that holds checkpoints),
@@ -33,7 +33,9 @@ and the data section of `configs/task/vocoder.yaml`, the mel contracts in `confi
 Command line (both compose the experiment through Hydra and call the same function)::
 
     audiodiff train experiment=ljspeech_vocoder train.steps=2000 run_dir=runs/x
-    python -m audiodiff.vocoders.train configs/experiment/ljspeech_vocoder.yaml train.steps=2000 run_dir=runs/x
+    python -m audiodiff.training.vocoder configs/experiment/ljspeech_vocoder.yaml train.steps=2000 run_dir=runs/x
+
+The validation distances come from :mod:`audiodiff.losses` (training imports nothing of `audiodiff.evaluation`).
 """
 from __future__ import annotations
 
@@ -47,17 +49,17 @@ import torch.nn.functional as F
 
 from .. import audio as _audio
 from .. import losses
-from ..data.datasets import WaveformDataset, collate
-from ..errors import AudiodiffError
-from ..evaluation import vocoder_metrics as VM  # validation distances (the losses come from audiodiff.losses)
 from ..config import ConfigError, compose, experiment_name, section_defaults
+from ..data.collate import collate
+from ..data.waveform import WaveformDataset
+from ..errors import AudiodiffError
 from ..mel import MelSpec
 from ..runs.meta import header
 from ..runs.vocoder import load_vocoder
-from ..training.runtime import LR_SCHEDULES, Attr, Runtime
-from . import build
-from .base import Vocoder, VocoderError
-from .neural import MultiPeriodDiscriminator, MultiResolutionDiscriminator
+from ..vocoders import build
+from ..vocoders.base import Vocoder, VocoderError
+from ..vocoders.neural import MultiPeriodDiscriminator, MultiResolutionDiscriminator
+from .runtime import LR_SCHEDULES, Attr, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +196,7 @@ def validate(voc: Vocoder, clips: list[torch.Tensor], device) -> dict:
     for wav in clips:
         wav = wav.to(device)[None]
         est = voc(voc.mel(wav))
-        m = VM.resynthesis_metrics(wav, est, voc.mel, with_pesq=False)
+        m = losses.resynthesis_distances(wav, est, voc.mel)
         for k in acc:
             acc[k] += m[k] / len(clips)
     voc.train()
@@ -261,7 +263,7 @@ class VocoderTask:
             }).to(device)
         self.ema = None
         if t["ema_decay"]:
-            from ..training.ema import EMA
+            from .ema import EMA
 
             self.ema = EMA(voc, float(t["ema_decay"]))
         opt_kw = dict(lr=float(t["lr"]), betas=tuple(t["betas"]), weight_decay=float(t["weight_decay"]))
@@ -278,7 +280,7 @@ class VocoderTask:
         self.meta = {**header("vocoder"), "vocoder": {"name": kind, "config": voc.config()},
                      "sample_rate": mel.sample_rate, "num_parameters": voc.num_parameters()}
         if kind == "diffusion":  # the diffusion model's step, with the mel as the `local` condition
-            from ..training.loop import DenoiserStep
+            from .loop import DenoiserStep
 
             self.step = DenoiserStep(rt, voc.denoiser.loss, voc, voc.parameters(), self.opt_g, self.ema,
                                      self._diffusion_batch)
@@ -389,7 +391,7 @@ def train_vocoder(cfg) -> Path:
 
 
 def load_config(path, overrides=()):
-    """The config of `python -m audiodiff.vocoders.train PATH key=value ...`.
+    """The config of `python -m audiodiff.training.vocoder PATH key=value ...`.
 
     A file of the config folder's `experiment/` composes through Hydra exactly as
     `audiodiff train experiment=<its name> key=value ...` does (defaults from configs/task/vocoder.yaml, the mel
@@ -421,14 +423,14 @@ def load_config(path, overrides=()):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m audiodiff.vocoders.train CONFIG.yaml [key=value ...]` (== `audiodiff train experiment=<name>`)."""
+    """`python -m audiodiff.training.vocoder CONFIG.yaml [key=value ...]` (== `audiodiff train experiment=<name>`)."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0].startswith("-"):
-        raise SystemExit("usage: python -m audiodiff.vocoders.train CONFIG.yaml [key=value ...]")
+        raise SystemExit("usage: python -m audiodiff.training.vocoder CONFIG.yaml [key=value ...]")
     cfg = load_config(argv[0], argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     out = train_vocoder(cfg)
-    print(f"vocoder run: {out}  (load with audiodiff.vocoders.load_vocoder('{out}/vocoder'))")
+    print(f"vocoder run: {out}  (load with audiodiff.runs.vocoder.load_vocoder('{out}/vocoder'))")
 
 
 if __name__ == "__main__":
