@@ -25,11 +25,12 @@ from .samplers import sample
 __version__ = "0.1.0"
 
 
-def train(cfg):
-    """Train a model from a config (dict or OmegaConf); see :func:`audiodiff.training.loop.train`."""
+def train(cfg, hooks: dict | None = None):
+    """Train a diffusion model from a config (dict or OmegaConf); see :func:`audiodiff.training.loop.train`.
+    Every task (vocoders, the judge) by its config's `task`: :func:`audiodiff.training.tasks.train`."""
     from .training.loop import train as _train
 
-    return _train(cfg)
+    return _train(cfg, hooks=hooks)
 
 
 # name -> module, imported on first access (PEP 562): training and data pull in more than `import audiodiff` needs

@@ -91,15 +91,10 @@ def training_config(cmd: str, args: list[str]):
 def cmd_train(args: list[str], cmd: str = "train") -> None:
     from omegaconf import OmegaConf
 
-    cfg, vocoder = training_config(cmd, args)
-    if vocoder:
-        from .training.vocoder import train_vocoder
+    cfg, _ = training_config(cmd, args)
+    from .training import tasks  # the one dispatch, on the config's `task`
 
-        train_vocoder(OmegaConf.to_container(cfg, resolve=True))
-        return
-    from .training.loop import train
-
-    run = train(cfg)
+    run = tasks.train(OmegaConf.to_container(cfg, resolve=True))
     print(f"trained: {run}")
 
 

@@ -29,10 +29,11 @@ from typing import Sequence
 import torch
 
 from . import guidance as guidance_mod
-from . import objectives, samplers, schedules
+from . import generation, objectives, representations, samplers
 from .audio import AudioError, load as load_audio, resample, save as save_audio
 from .conditions import ConditionError, ConditionSpec
 from .mel import MelSpec
+from .representations import RepresentationError
 from .errors import AudiodiffError, UsageError
 
 MAX_SEED = 2 ** 63 - 1
@@ -230,17 +231,15 @@ class Pipeline:
         self.dtype = dtype
         self.denoiser = objectives.build(self.net, meta["objective"]).to(self.device).eval()
         self.sample_rate = int(meta["sample_rate"])
-        self.representation = meta.get("representation", "waveform")
-        self.mel = mel
-        self.vocoder = None
-        if self.representation == "mel":
-            if mel is None:
-                raise PipelineError("a mel model needs its MelSpec (mel.json in the checkpoint)")
-            self.vocoder = vocoder if vocoder is not None else self._build_vocoder(meta.get("vocoder"))
-            check = getattr(self.vocoder, "mel", None)
-            if check is None:
-                raise PipelineError(f"vocoder {type(self.vocoder).__name__} has no MelSpec (.mel)")
-            mel.check_compatible(check, "the mel model's and the vocoder's mel contracts")
+        try:  # the run's representation (audiodiff/representations/): what the network sees, and how to hear it
+            self.rep = representations.from_meta(meta, mel)
+            if self.rep.wants_vocoder:
+                self.rep.with_vocoder(vocoder if vocoder is not None else self._build_vocoder(meta.get("vocoder"),
+                                                                                                self.rep.contract))
+        except RepresentationError as e:
+            raise PipelineError(str(e)) from None
+        self.mel = self.rep.contract  # the mel contract of a mel model (None for a waveform model)
+        self.vocoder = getattr(self.rep, "vocoder", None)
         self.condition_spec = ConditionSpec.from_meta(meta)  # the run's condition contract
         self.condition = next((k for k in ("pitch", "labels") if k in self.condition_spec.fields), None)
         self.vocab = None if self.condition_spec.vocab is None else list(self.condition_spec.vocab)
@@ -271,10 +270,10 @@ class Pipeline:
         return cls(net, meta, device=device, mel=ck["mel"], vocoder=vocoder, dtype=dtype,
                    run_dir=find_run_dir(Path(ck["dir"])).resolve(), step=ck["step"])
 
-    def _build_vocoder(self, cfg):
+    def _build_vocoder(self, cfg, contract):
         from .runs.vocoder import run_vocoder
 
-        return run_vocoder(cfg, self.mel).to(self.device)
+        return run_vocoder(cfg, contract).to(self.device)
 
     # ------------------------------------------------------------------ requests
     def _length(self, seconds, check_min: bool = True) -> int:
@@ -287,14 +286,10 @@ class Pipeline:
                 or not 0 < seconds <= limit:
             raise PipelineError(f"seconds={seconds!r} is not allowed; allowed: 0 < seconds <= {limit:g} "
                                 f"(trained on {default_s:g} s segments)")
-        if self.representation == "mel":
-            length = max(1, round(seconds * self.sample_rate / self.mel.hop_length))
-        else:
-            length = max(1, round(seconds * self.sample_rate))
+        length = self.rep.length(seconds)
         if check_min and length < self.min_length():
-            unit = "mel frames" if self.representation == "mel" else "samples"
-            step = self.mel.hop_length if self.representation == "mel" else 1
-            low = self.min_length() * step / self.sample_rate
+            unit = self.rep.unit
+            low = self.min_length() * self.rep.hop / self.sample_rate
             raise PipelineError(f"seconds={seconds!r} gives {length} {unit}; this model needs at least "
                                 f"{self.min_length()} {unit}; allowed: {low:.6g} <= seconds <= {limit:g}")
         return length
@@ -321,31 +316,16 @@ class Pipeline:
                         continue
                     found = length
                     break
-                if self.representation == "mel":  # the vocoder may need more frames (e.g. its STFT padding)
-                    for frames in range(found, found + self.mel.n_fft // self.mel.hop_length + 3):
-                        try:
-                            self.vocoder(torch.zeros(1, self.mel.n_mels, frames, device=self.device))
-                        except (RuntimeError, ValueError):
-                            continue
-                        found = frames
-                        break
+                found = self.rep.shortest_decodable(found, self.device)  # a vocoder may need more (STFT padding)
             self._min_len = found
         return self._min_len
 
     def min_samples(self) -> int:
         """The shortest audio (samples at `sample_rate`) that `variation` / `inpaint` / `continue_` accept."""
-        if self.representation != "mel":
-            return self.min_length()
-        mel, frames = self.mel, self.min_length()
-        if not mel.center:
-            return mel.n_fft + (frames - 1) * mel.hop_length
-        low = mel.n_fft // 2 + 1 if mel.pad_mode == "reflect" else 1
-        return max(low, (frames - 1) * mel.hop_length)
+        return self.rep.min_samples(self.min_length())
 
     def _shape(self, n: int, length: int):
-        if self.representation == "mel":
-            return (n, 1, self.mel.n_mels, length)
-        return (n, int(self.meta.get("channels", 1)), length)
+        return self.rep.shape(n, length)
 
     def allowed_labels(self) -> str:
         """The conditions a request may give, in words."""
@@ -398,9 +378,9 @@ class Pipeline:
             _count_arg("n", n)
         if batch_size is not None:
             _count_arg("batch_size", batch_size)
-        defaults = self.meta.get("sampler") or {}
-        steps = _count_arg("steps", defaults.get("steps", 25) if steps is None else steps)
-        method = defaults.get("method", "dpmpp_2m") if sampler is None else sampler
+        run_method, run_steps, _ = generation.run_sampler(self.meta.get("sampler"))
+        steps = _count_arg("steps", run_steps if steps is None else steps)
+        method = run_method if sampler is None else sampler
         if not isinstance(method, str) or method not in samplers.SAMPLERS:
             raise PipelineError(f"unknown sampler {method!r}; allowed: {sorted(samplers.SAMPLERS)}")
         if guidance is not None:
@@ -414,8 +394,8 @@ class Pipeline:
     def _sampler_options(self, method: str, given=None) -> dict:
         """The sampler's settings (eta, s_churn, ...): the run's `sampler.options` when `method` is the run's
         method (they belong to it), updated with `given`; checked before any sampling (PipelineError names them)."""
-        run = self.meta.get("sampler") or {}
-        base = dict(run.get("options") or {}) if method == run.get("method", "dpmpp_2m") else {}
+        run_method, _, run_options = generation.run_sampler(self.meta.get("sampler"))
+        base = run_options if method == run_method else {}
         if given is not None and not isinstance(given, dict):
             raise PipelineError(f"sampler_options={given!r} is not allowed; allowed: a mapping of {method} settings "
                                 f"{sorted(samplers.sampler_options(method))}, or None")
@@ -432,9 +412,7 @@ class Pipeline:
                 "sampler_options": self._sampler_options(method) if options is None else options}
 
     def _sigmas(self, steps: int, method: str):
-        sched = dict(self.meta.get("schedule") or {"name": "karras"})
-        name = sched.pop("name", "karras")
-        return schedules.build(name, steps, **sched).to(self.device)
+        return generation.noise_levels(self.meta.get("schedule"), steps, self.device)
 
     # ------------------------------------------------------------------ core
     @torch.no_grad()
@@ -448,19 +426,12 @@ class Pipeline:
             # guidance mixes the conditional and unconditional branches: with no condition both are the same
             raise PipelineError(f"guidance={guidance} needs a condition to guide toward: pass labels= (and pitch= "
                                 f"for a class + pitch model); allowed: {self.allowed_labels()}")
-        den = guidance_mod.cfg(self.denoiser, guidance) if cond else self.denoiser
-        if wrap is not None:
-            den = wrap(den)
-        ctx = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None else _null()
-        with ctx:
-            # x_start: SDEdit starts from the input at sigmas[0] instead of pure noise
-            return samplers.sample(den, noise, sigmas, method, generator=gens, progress=progress, x_start=x_start,
-                                   options=options, **cond)
+        # x_start: SDEdit starts from the input at sigmas[0] instead of pure noise
+        return generation.generate(self.denoiser, noise, sigmas, method, options, generator=gens, cond=cond,
+                                   guidance=guidance, wrap=wrap, x_start=x_start, progress=progress, dtype=self.dtype)
 
     def _to_audio(self, x: torch.Tensor) -> torch.Tensor:
-        if self.representation == "mel":
-            x = self.vocoder(x[:, 0].float())
-        return x.float().clamp(-1, 1)
+        return self.rep.decode(x).float().clamp(-1, 1)
 
     def _from_audio(self, audio, sample_rate, what: str = "the input") -> torch.Tensor:
         """User audio `(C, T)`, `(B, C, T)`, a path or a Generated -> model space `(B, ...)` on device.
@@ -495,16 +466,10 @@ class Pipeline:
             audio = resample(audio, int(sample_rate), self.sample_rate)
         if audio.shape[-1] < self.min_samples():
             raise PipelineError(self._too_short(audio.shape[-1], what))
-        audio = audio.to(self.device)
-        if self.representation == "mel":
-            return self.mel(audio.mean(1)).unsqueeze(1)
-        want = int(self.meta.get("channels", 1))
-        if audio.shape[1] != want:
-            if want == 1:
-                audio = audio.mean(1, keepdim=True)
-            else:
-                raise PipelineError(f"the model makes {want}-channel audio; got {audio.shape[1]} channels")
-        return audio
+        try:
+            return self.rep.encode(audio.to(self.device))
+        except RepresentationError as e:
+            raise PipelineError(str(e)) from None
 
     def _too_short(self, got: int, what: str) -> str:
         low = self.min_samples()
@@ -551,11 +516,11 @@ class Pipeline:
             c = {k: v[sl] for k, v in cond.items()}
             x = self._run(self._shape(sl.stop - sl.start, length), seeds[sl], sigmas, method, c, guidance, progress,
                           options=options)
-            mels.append(x if self.representation == "mel" else None)
+            mels.append(self.rep.spectrogram(x))
             outs.append(self._to_audio(x).cpu())
         made = self._provenance(steps, method, guidance, options)
         items = [{**made, **it, "seed": s} for it, s in zip(items, seeds)]
-        mel = torch.cat(mels).cpu() if self.representation == "mel" else None
+        mel = torch.cat(mels).cpu() if mels and mels[0] is not None else None
         return Generated(torch.cat(outs), self.sample_rate, items, mel)
 
     def variation(self, audio, strength: float = 0.5, sample_rate: int | None = None, steps: int | None = None,
@@ -600,12 +565,7 @@ class Pipeline:
             raise PipelineError("mask values must be finite and in [0, 1] (1 = keep, 0 = regenerate)")
         while m.dim() < 3:
             m = m.unsqueeze(0)
-        if self.representation == "mel":
-            hop = self.mel.hop_length
-            frames = x0.shape[-1]
-            pad = frames * hop - m.shape[-1]
-            m = torch.nn.functional.pad(m, (0, max(0, pad)), value=0)[..., :frames * hop]
-            m = m.reshape(*m.shape[:-1], frames, hop).amin(-1).unsqueeze(-2)  # (B, 1, 1, frames)
+        m = self.rep.model_mask(m, x0.shape[-1])
         if m.shape[-1] != x0.shape[-1]:
             raise PipelineError(f"mask length {m.shape[-1]} does not match the audio length {x0.shape[-1]}")
         return self._masked(x0, m, steps, method, labels, guidance, seed, progress, {"task": "inpaint"}, pitch)
@@ -649,11 +609,3 @@ def _os_reason(e) -> str:
     if getattr(e, "errno", None) and not getattr(e, "strerror", None):
         return os.strerror(e.errno)
     return getattr(e, "strerror", None) or str(e)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False

@@ -70,18 +70,18 @@ def test_experiment_composes_and_builds(name, shared_data, monkeypatch, tmp_path
     item = train_ds[0]
     key = "mel" if "mel" in item else "audio"
     assert torch.isfinite(item[key]).all()
+    from audiodiff import representations
     from audiodiff.conditions import ConditionSpec
-    from audiodiff.mel import MelSpec
 
-    mel = MelSpec(**cfg["data"]["mel"]) if cfg["data"].get("representation") == "mel" else None
-    net_cfg = models.from_data(cfg["model"], ConditionSpec.from_meta(info), mel)  # what train() builds
+    rep = representations.from_data(cfg["data"])
+    net_cfg = models.from_data(cfg["model"], ConditionSpec.from_meta(info), rep)  # what train() builds
     if info["num_classes"]:
         assert net_cfg["num_classes"] == info["num_classes"]
     with torch.device("meta"):
         net = models.build(net_cfg)
     from audiodiff.data.stats import resolve_sigma_data  # what train() does before it builds the Denoiser
 
-    objective = resolve_sigma_data(cfg["objective"], train_ds, cfg["data"].get("representation", "waveform"), mel,
+    objective = resolve_sigma_data(cfg["objective"], train_ds, rep,
                                    max_items=8)
     den = objectives.build(net, objective)
     assert den.parameterization in objectives.PARAMETERIZATIONS

@@ -15,6 +15,7 @@ from audiodiff.data import build_dataset
 from audiodiff.errors import UsageError
 from audiodiff.evaluation.judge import judge_vocabulary
 from audiodiff.mel import MelSpec
+from audiodiff.representations import Mel, Waveform
 from audiodiff.runs.checkpoint import load_checkpoint
 from audiodiff.training import loop
 from tests.helpers import TINY_UNET1D, tiny_cfg, tiny_mel_cfg
@@ -122,11 +123,11 @@ def test_net_kwargs_and_the_network_builder():
 
 def test_mel_bands_auto_takes_the_data_mels_and_is_an_error_on_waveforms():
     mel = MelSpec(sample_rate=8000, n_fft=256, hop_length=64, n_mels=24)
-    cfg = models.from_data({**TINY_UNET1D, "mel_bands": "auto"}, ConditionSpec(), mel)
+    cfg = models.from_data({**TINY_UNET1D, "mel_bands": "auto"}, ConditionSpec(), Mel(mel))
     assert cfg["mel_bands"] == 24
     assert models.build(cfg)(torch.zeros(1, 1, 24, 16), torch.zeros(1)).shape == (1, 1, 24, 16)
     with pytest.raises(UsageError) as e:
-        models.from_data({**TINY_UNET1D, "mel_bands": "auto"}, ConditionSpec(), None)
+        models.from_data({**TINY_UNET1D, "mel_bands": "auto"}, ConditionSpec(), Waveform(8000))
     assert "model.mel_bands=auto" in str(e.value) and "waveform" in str(e.value) and "\n" not in str(e.value)
 
 

@@ -72,8 +72,9 @@ def test_a_standalone_vocoder_file_outside_the_config_folder_still_loads(tmp_pat
 
 def test_train_dispatches_a_vocoder_experiment_to_train_vocoder(monkeypatch, capsys):
     got = {}
-    monkeypatch.setattr(vtrain, "train_vocoder", lambda cfg: got.setdefault("cfg", cfg))
-    monkeypatch.setattr(loop, "train", lambda cfg: pytest.fail("a vocoder experiment reached the diffusion trainer"))
+    monkeypatch.setattr(vtrain, "train_vocoder", lambda cfg, **kw: got.setdefault("cfg", cfg))
+    monkeypatch.setattr(loop, "train", lambda cfg, **kw: pytest.fail("a vocoder experiment reached the diffusion "
+                                                                     "trainer"))
     cli.main(["train", "experiment=fsdd_vocoder", "train.steps=5"])
     assert got["cfg"]["task"] == "vocoder" and got["cfg"]["train"]["steps"] == 5
     assert got["cfg"]["mel"] == yaml.safe_load((CONFIGS / "mel" / "fsdd.yaml").read_text())
@@ -292,5 +293,7 @@ def test_options_set_for_training_are_stored_in_the_run_and_used_by_its_samples(
             pass
 
     net = models.build(meta["model"])
-    loop.sample_logger(net, meta, None, "cpu", steps=2, n=1)(Writer(), 1)  # training-time samples
+    from audiodiff import representations
+
+    loop.sample_logger(net, meta, representations.from_meta(meta), "cpu", steps=2, n=1)(Writer(), 1)  # training-time
     assert seen[-1] == {"eta": 0.3}

@@ -1,4 +1,5 @@
-"""audiodiff.objectives.Denoiser: every parameterisation, driven by its ideal network, gives the true x0."""
+"""audiodiff.objectives: every parameterisation, driven by its ideal network, gives the true x0 (precond.Denoiser) and
+zero loss (TrainingObjective); the two objects are built apart (Karras et al. 2024, EDM2)."""
 import math
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 from torch import nn
 
 from audiodiff import objectives, schedules
-from audiodiff.objectives import Denoiser
+from audiodiff.objectives import Denoiser, TrainingObjective, precond
 
 PARAMS = ["eps", "v", "x0", "edm"]
 SD = 0.5
@@ -59,18 +60,23 @@ def _bc(v, x):
     return v.reshape(-1, *([1] * (x.dim() - 1)))
 
 
+def _pair(net, p="edm", sigma_data=0.5, **train):
+    """The preconditioning and its training objective, apart: `(precond.Denoiser, TrainingObjective)`."""
+    return precond.Denoiser(net, p, sigma_data), TrainingObjective(**train, parameterization=p)
+
+
 @pytest.mark.parametrize("shape", [(4, 2, 64), (4, 1, 8, 16)])
 @pytest.mark.parametrize("p", PARAMS)
 def test_ideal_network_gives_true_x0_and_zero_loss(p, shape):
     x0, noise, sigma = _data(shape)
     net = IdealNet(p, x0, noise)
-    den = Denoiser(net, p, sigma_data=SD)
+    den, obj = _pair(net, p, SD)
     x = x0 + _bc(sigma, x0) * noise
     out = den(x, sigma)
     assert out.shape == x0.shape and out.dtype == torch.float32
     torch.testing.assert_close(out, x0, rtol=1e-4, atol=2e-4)
-    assert den.loss(x0, sigma, noise).item() < 1e-8
-    per_item = den.loss(x0, sigma, noise, reduce=False)
+    assert obj.loss(den, x0, sigma, noise).item() < 1e-8
+    per_item = obj.loss(den, x0, sigma, noise, reduce=False)
     assert per_item.shape == (shape[0],) and float(per_item.max()) < 1e-8
 
 
@@ -79,8 +85,8 @@ def test_wrong_network_has_positive_loss_equal_to_its_error(p):
     """With F = F_ideal + delta the loss is exactly delta^2 and D moves by c_out * delta."""
     x0, noise, sigma = _data()
     delta = 0.1
-    den = Denoiser(IdealNet(p, x0, noise, delta=delta), p, sigma_data=SD)
-    loss = den.loss(x0, sigma, noise)
+    den, obj = _pair(IdealNet(p, x0, noise, delta=delta), p, SD)
+    loss = obj.loss(den, x0, sigma, noise)
     assert loss.item() == pytest.approx(delta ** 2, rel=1e-3)
     s = sigma.double()
     c_out = {"eps": -s, "v": -s / (1 + s ** 2).sqrt(), "x0": torch.ones_like(s),
@@ -110,7 +116,8 @@ def test_targets_are_noise_and_v():
     v = noise / (1 + s ** 2).sqrt() - s / (1 + s ** 2).sqrt() * x0
     for target, right in [(noise, "eps"), (v, "v"), (x0, "x0")]:
         for p in PARAMS:
-            loss = Denoiser(lambda x_in, c, t=target: t, p, sigma_data=SD).loss(x0, sigma, noise).item()
+            den, obj = _pair(lambda x_in, c, t=target: t, p, SD)
+            loss = obj.loss(den, x0, sigma, noise).item()
             assert (loss < 1e-8) == (p == right), (p, right, loss)
 
 
@@ -130,13 +137,13 @@ def test_network_gets_conditions_and_c_noise():
 # ----------------------------------------------------------------------------- training noise levels
 def test_lognormal_sigma_distribution():
     n = 40000
-    den = Denoiser(nn.Identity(), "edm", p_mean=-0.5, p_std=0.8)
+    obj = TrainingObjective(p_mean=-0.5, p_std=0.8, parameterization="edm")
     g = torch.Generator().manual_seed(3)
-    log_s = den.sample_sigma(n, generator=g).double().log()
+    log_s = obj.sample_sigma(n, generator=g).double().log()
     # mean of N draws has std p_std / sqrt(N); the sample std has std ~ p_std / sqrt(2N); allow 5 of each.
     assert abs(log_s.mean().item() - (-0.5)) < 5 * 0.8 / math.sqrt(n)
     assert abs(log_s.std().item() - 0.8) < 5 * 0.8 / math.sqrt(2 * n)
-    again = den.sample_sigma(n, generator=torch.Generator().manual_seed(3)).double().log()
+    again = obj.sample_sigma(n, generator=torch.Generator().manual_seed(3)).double().log()
     torch.testing.assert_close(again, log_s)
 
 
@@ -144,11 +151,11 @@ def test_lognormal_sigma_distribution():
                                           ("v", "vp_cosine", schedules.betas_cosine)])
 def test_vp_sigmas_are_training_timesteps(p, dist, betas):
     T, n = 20, 20000
-    den = Denoiser(nn.Identity(), p, num_train_steps=T)
-    assert den.noise_dist == dist  # the default for eps / v
+    obj = TrainingObjective(num_train_steps=T, parameterization=p)
+    assert obj.noise_dist == dist  # the default for eps / v
     train = schedules.sigmas_from_betas(betas(T)).float()
-    torch.testing.assert_close(den.train_sigmas, train)
-    s = den.sample_sigma(n, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(obj.train_sigmas, train)
+    s = obj.sample_sigma(n, generator=torch.Generator().manual_seed(0))
     idx = (s[:, None] == train[None]).float().argmax(1)
     assert bool((s[:, None] == train[None]).any(1).all())  # every draw is a training sigma
     counts = torch.bincount(idx, minlength=T).double()
@@ -159,25 +166,26 @@ def test_vp_sigmas_are_training_timesteps(p, dist, betas):
 def test_loss_draws_sigma_and_noise_reproducibly():
     x0 = torch.randn(8, 1, 32)
     conv = nn.Conv1d(1, 1, 3, padding=1)
-    den = Denoiser(lambda x, c: conv(x), "edm")
-    a = den.loss(x0, generator=torch.Generator().manual_seed(5))
-    b = den.loss(x0, generator=torch.Generator().manual_seed(5))
+    den, obj = _pair(lambda x, c: conv(x), "edm")
+    a = obj.loss(den, x0, generator=torch.Generator().manual_seed(5))
+    b = obj.loss(den, x0, generator=torch.Generator().manual_seed(5))
     assert a.item() == b.item() and a.item() > 0
     with pytest.raises(ValueError, match="sigma > 0"):
-        den.loss(x0, torch.zeros(8))
+        obj.loss(den, x0, torch.zeros(8))
 
 
 def test_cond_drop_in_training_only():
     x0, noise, sigma = _data((64, 1, 8))
     sigma = torch.full((64,), 0.5)
     net = IdealNet("edm", x0, noise)
-    den = Denoiser(net, "edm", SD, cond_drop_prob=0.5)
+    den, obj = _pair(net, "edm", SD, cond_drop_prob=0.5)
     den.train()
-    den.loss(x0, sigma, noise, generator=torch.Generator().manual_seed(0), labels=torch.zeros(64, dtype=torch.long))
+    obj.loss(den, x0, sigma, noise, generator=torch.Generator().manual_seed(0),
+             labels=torch.zeros(64, dtype=torch.long))
     drop = net.seen[-1]["drop"]
     assert drop.dtype == torch.bool and drop.shape == (64,) and 16 < int(drop.sum()) < 48
     den.eval()
-    den.loss(x0, sigma, noise, labels=torch.zeros(64, dtype=torch.long))
+    obj.loss(den, x0, sigma, noise, labels=torch.zeros(64, dtype=torch.long))
     assert "drop" not in net.seen[-1]
 
 
@@ -185,17 +193,30 @@ def test_bad_settings_raise_naming_allowed():
     with pytest.raises(ValueError, match=r"allowed: \('eps', 'v', 'x0', 'edm'\)"):
         Denoiser(nn.Identity(), "score")
     with pytest.raises(ValueError, match=r"noise_dist 'uniform'; allowed: \('lognormal', 'vp_linear', 'vp_cosine'\)"):
-        Denoiser(nn.Identity(), "edm", noise_dist="uniform")
+        objectives.build(nn.Identity(), {"parameterization": "edm", "noise_dist": "uniform"})
     with pytest.raises(ValueError, match="sigma_data must be a number > 0 or auto; got 0"):
         Denoiser(nn.Identity(), "edm", sigma_data=0)
     with pytest.raises(ValueError, match="sigma_data='auto' must be resolved"):
         Denoiser(nn.Identity(), "edm", sigma_data="auto")
     with pytest.raises(ValueError, match=r"cond_drop_prob must be in \[0, 1\)"):
-        Denoiser(nn.Identity(), "edm", cond_drop_prob=1.0)
+        objectives.build(nn.Identity(), {"parameterization": "edm", "cond_drop_prob": 1.0})
     with pytest.raises(ValueError, match=r"unknown objective settings \['param'\]; allowed: .*parameterization"):
         objectives.build(nn.Identity(), {"param": "eps"})
-    den = objectives.build(nn.Identity(), {"parameterization": "v", "sigma_data": 0.3})
-    assert den.parameterization == "v" and den.sigma_data == 0.3 and den.noise_dist == "vp_cosine"
+    cfg = {"parameterization": "v", "sigma_data": 0.3}
+    den = objectives.build(nn.Identity(), cfg)
+    assert den.parameterization == "v" and den.sigma_data == 0.3
+    assert objectives.build_objective(cfg).noise_dist == "vp_cosine"
+    # build checks the whole section, training keys included, one error at a time in this order:
+    # unknown key, parameterization, noise_dist, sigma_data, cond_drop_prob, min_snr_gamma
+    bad = {"param": 1, "parameterization": "score", "noise_dist": "uniform", "sigma_data": "auto",
+           "cond_drop_prob": 1.0, "min_snr_gamma": 0}
+    for key, match in [("param", "unknown objective settings"), ("parameterization", "unknown parameterization"),
+                       ("noise_dist", "unknown noise_dist"), ("sigma_data", "sigma_data='auto' must be resolved"),
+                       ("cond_drop_prob", "cond_drop_prob must be in"), ("min_snr_gamma", "min_snr_gamma must be")]:
+        with pytest.raises(ValueError, match=match):
+            objectives.build(nn.Identity(), bad)
+        del bad[key]
+    objectives.build(nn.Identity(), bad)  # nothing left to refuse
 
 
 # ----------------------------------------------------------------------------- the split (EDM2): precond + objective
@@ -281,10 +302,8 @@ class CondNet(nn.Module):
 @pytest.mark.parametrize("dist", ["lognormal", "vp_linear", "vp_cosine", None])
 @pytest.mark.parametrize("p", PARAMS)
 def test_split_is_bit_identical_to_the_one_object_denoiser(p, dist, gamma):
-    """precond.Denoiser + TrainingObjective, the compatible Denoiser and build() all give the frozen losses exactly,
-    and leave the generator where it left it (same draws, same order)."""
-    from audiodiff.objectives import TrainingObjective, precond
-
+    """precond.Denoiser + TrainingObjective, made directly or by build() + build_objective(), give the frozen
+    losses exactly, and leave the generator where it left it (same draws, same order)."""
     net = CondNet()
     cfg = {"parameterization": p, "sigma_data": 0.3, "noise_dist": dist, "min_snr_gamma": gamma,
            "cond_drop_prob": 0.4, "num_train_steps": 50, "p_mean": -0.8, "p_std": 1.3}
@@ -296,8 +315,7 @@ def test_split_is_bit_identical_to_the_one_object_denoiser(p, dist, gamma):
     candidates = {
         "split": lambda **kw: obj.loss(pre, **kw),
         "split, direct": lambda **kw: TrainingObjective(**train, parameterization=p).loss(pre, **kw),
-        "compatible": Denoiser(net, p, **{"sigma_data": 0.3, **train}).loss,
-        "build": objectives.build(net, cfg).loss,
+        "build": lambda **kw: objectives.build_objective(cfg).loss(objectives.build(net, cfg), **kw),
     }
     x0 = torch.randn(8, 2, 16, generator=torch.Generator().manual_seed(7)) * 0.4
     labels = torch.arange(8) % 5
@@ -329,20 +347,22 @@ def test_split_is_bit_identical_to_the_one_object_denoiser(p, dist, gamma):
 
 
 def test_the_two_objects_and_their_builders():
-    from audiodiff.objectives import TrainingObjective, precond
-
     assert objectives.objective_keys() == ("parameterization", "sigma_data", "noise_dist", "p_mean", "p_std",
                                            "num_train_steps", "cond_drop_prob", "min_snr_gamma")
     import inspect
-    # the callers read the allowed keys off Denoiser.__init__ until they switch to objective_keys()
+    # one Denoiser, the preconditioning: its arguments are the preconditioning keys, the rest are the objective's
+    assert objectives.Denoiser is precond.Denoiser
     assert tuple(a for a in inspect.signature(Denoiser.__init__).parameters
-                 if a not in ("self", "net")) == objectives.objective_keys()
+                 if a not in ("self", "net")) == ("parameterization", "sigma_data")
     pre = precond.Denoiser(nn.Identity(), "v", 0.3)
     assert not hasattr(pre, "loss") and not hasattr(pre, "sample_sigma")  # preconditioning only
-    den = objectives.build(nn.Identity(), {"parameterization": "v", "sigma_data": 0.3, "min_snr_gamma": 5})
-    assert isinstance(den, precond.Denoiser) and isinstance(den.objective, TrainingObjective)
-    assert den.objective.noise_dist == "vp_cosine" and den.objective.min_snr_gamma == 5.0
-    assert list(den.state_dict()) == []  # the objective adds nothing to a checkpoint
+    cfg = {"parameterization": "v", "sigma_data": 0.3, "min_snr_gamma": 5}
+    den = objectives.build(nn.Identity(), cfg)
+    assert type(den) is precond.Denoiser and not hasattr(den, "objective") and not hasattr(den, "loss")
+    assert not hasattr(den, "min_snr_gamma") and not hasattr(den, "noise_dist")  # no training settings
+    objective = objectives.build_objective(cfg)
+    assert objective.noise_dist == "vp_cosine" and objective.min_snr_gamma == 5.0
+    assert list(den.state_dict()) == [] and list(objective.state_dict()) == []  # nothing extra in a checkpoint
     obj = objectives.build_objective({"parameterization": "eps", "sigma_data": 0.3, "cond_drop_prob": 0.2})
     assert (obj.noise_dist, obj.cond_drop_prob, obj.train_sigmas.shape) == ("vp_linear", 0.2, (1000,))
     assert objectives.build_objective({}).noise_dist == "lognormal"

@@ -20,6 +20,7 @@ Config (``configs/data/*.yaml``)::
 """
 from __future__ import annotations
 
+from .. import representations
 from ..conditions import ConditionSpec
 from .check import check_entries
 from .manifest import read_manifest, split_manifest
@@ -28,12 +29,17 @@ from .synth import SynthNotes
 from .waveform import WaveformDataset
 
 KINDS = ("synth", "manifest")
-REPRESENTATIONS = ("waveform", "mel")
-DATA_KEYS = {"kind", "sample_rate", "segment_seconds", "representation", "mel", "precompute_mel", "cache_dir",
+# the data section's own keys; a representation adds its settings (`mel` for Mel: its settings_keys)
+DATA_KEYS = {"kind", "sample_rate", "segment_seconds", "representation", "precompute_mel", "cache_dir",
              "conditions", "manifest", "valid_fraction", "loudness_db", "synth", "random_crop", "group_by", "name",
              "check_files", "max_failure_fraction"}
 
-__all__ = ["build_dataset", "KINDS", "REPRESENTATIONS"]
+__all__ = ["build_dataset", "KINDS", "data_keys"]
+
+
+def data_keys() -> set:
+    """Every key a data section may hold: :data:`DATA_KEYS` and each registered representation's settings."""
+    return DATA_KEYS.union(*(cls.settings_keys for cls in representations.REPRESENTATIONS.values()))
 
 
 def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = "cpu", vocab=None) -> dict:
@@ -45,26 +51,20 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
     the manifest's labels."""
     vocab_values = None if vocab is None else list(vocab)
     cfg = dict(cfg)
-    unknown = sorted(set(cfg) - DATA_KEYS)
+    allowed = data_keys()
+    unknown = sorted(set(cfg) - allowed)
     if unknown:
-        raise ValueError(f"unknown data settings {unknown}; allowed: {sorted(DATA_KEYS)}")
+        raise ValueError(f"unknown data settings {unknown}; allowed: {sorted(allowed)}")
     kind = cfg.get("kind", "manifest")
     if kind not in KINDS:
         raise ValueError(f"data.kind={kind!r}; allowed: {KINDS}")
-    representation = cfg.get("representation", "waveform")
-    if representation not in REPRESENTATIONS:
-        raise ValueError(f"data.representation={representation!r}; allowed: {REPRESENTATIONS}")
+    representations.representation_class(cfg.get("representation", "waveform"))  # a known name, else one line
     if split not in ("train", "valid"):
         raise ValueError(f"split={split!r}; allowed: ('train', 'valid')")
     sr = int(cfg["sample_rate"])
     seconds = float(cfg["segment_seconds"])
     conditions = dict(cfg.get("conditions") or {})
-    if representation == "mel":
-        from ..mel import MelSpec
-
-        mel = MelSpec(**cfg["mel"])
-        if mel.sample_rate != sr:
-            raise ValueError(f"data.mel.sample_rate ({mel.sample_rate}) must equal data.sample_rate ({sr})")
+    rep = representations.from_data(cfg)  # what the network sees (its settings checked here)
 
     if kind == "synth":
         s = dict(cfg.get("synth") or {})
@@ -92,7 +92,7 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
         frac = cfg.get("max_failure_fraction", 0.1)
         if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
             raise ValueError(f"data.max_failure_fraction={frac!r}; allowed: a number in [0, 1]")
-        precompute = representation == "mel" and cfg.get("precompute_mel")
+        precompute = rep.precomputable and cfg.get("precompute_mel")
         if check and not precompute:  # MelDataset decodes every file itself (or reads its cache)
             part, _ = check_entries(part, source=cfg["manifest"], max_failure_fraction=float(frac))
         common = dict(conditions=conditions, seed=seed, random_crop=bool(cfg.get("random_crop", True)),
@@ -101,7 +101,7 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
         # made from every entry of the manifest, so train and valid share label ids and the pitch range
         spec = ConditionSpec.from_entries(entries, conditions, vocab=vocab_values)
         if precompute:
-            ds = MelDataset(part, mel, segment_seconds=seconds, vocab=spec.vocabulary, device=device,
+            ds = MelDataset(part, rep.contract, segment_seconds=seconds, vocab=spec.vocabulary, device=device,
                             cache_dir=cfg.get("cache_dir"), **common)
         else:
             ds = WaveformDataset(part, sr, segment_seconds=seconds, vocab=spec.vocabulary, **common)

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from ..conditions import network_inputs
-from ..mel import MelSpec
 
 __all__ = ["collate", "split_batch"]
 
@@ -49,18 +48,10 @@ def collate(items: Sequence[dict]) -> dict:
 
 
 
-def split_batch(batch: dict, representation: str, melspec: MelSpec | None):
-    """`(x0, cond)`: the diffusion target (waveform `(B, C, T)` or mel `(B, 1, n_mels, frames)`) and conditions.
+def split_batch(batch: dict, representation):
+    """`(x0, cond)`: the diffusion target in the representation's model space and the network's condition keywords.
 
-    A mel model trained from a waveform dataset gets its mel computed here, by `melspec`, on the batch's device.
+    `representation` (:mod:`audiodiff.representations`) reads the batch: a waveform model's audio as it is, a mel
+    model's precomputed mels or, from a waveform dataset, the mel computed here on the batch's device.
     """
-    cond = network_inputs(batch)
-    if representation == "mel":
-        if "mel" in batch:
-            x0 = batch["mel"]
-            x0 = x0 if x0.dim() == 4 else x0.unsqueeze(1)
-        else:
-            x0 = melspec(batch["audio"][:, 0]).unsqueeze(1)
-    else:
-        x0 = batch["audio"]
-    return x0, cond
+    return representation.target(batch), network_inputs(batch)

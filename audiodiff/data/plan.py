@@ -5,12 +5,14 @@ leaves the settings that depend on the recordings as `auto`; :func:`plan_data` r
 them by the rules below, which follow what the recipes measured best on a 2-core CPU (recipes/fsdd: a mel
 1-D U-Net + Griffin-Lim at 8 kHz; recipes/sax: the same at 16 kHz):
 
-- `representation: auto`: what the network takes, a mel for a mel network (`mel_bands` set, or `unet2d`), else
-  the waveform (so the data section never contradicts the model);
-- `sample_rate: auto`: the most common rate of the files, capped at 16 kHz (CPU minutes grow with the rate); for a
-  mel model, the highest rate at or below it that has a mel contract in `configs/mel/` (8000, 16000, 22050 Hz);
-  files at another rate are resampled when read;
-- `mel: auto`: that rate's contract (`MEL_CONTRACTS`), so a mel model and its vocoder pair;
+- `representation: auto`: the representation the network is made for (:func:`audiodiff.representations.for_model`:
+  a mel for a mel network, `mel_bands` set or `unet2d`, else the waveform), so the data section never contradicts
+  the model;
+- `sample_rate: auto`: the most common rate of the files, capped at 16 kHz (CPU minutes grow with the rate), as the
+  representation takes it (a mel model: the highest rate at or below it that has a mel contract in `configs/mel/`,
+  8000, 16000 or 22050 Hz); files at another rate are resampled when read;
+- the representation's own `auto` settings (a mel model's `mel: auto`: that rate's contract, so a mel model and its
+  vocoder pair); another representation's `auto` settings are dropped;
 - `segment_seconds: auto`: the 90th percentile of the durations rounded up to a quarter second, within
   [0.5, 2.0] s (longer clips are cropped, shorter ones zero-padded);
 - `random_crop: auto`: true when the median file is more than 1.5 segments long (long recordings: crops anywhere),
@@ -32,45 +34,39 @@ import statistics
 from pathlib import Path
 from typing import Sequence
 
+from .. import representations
 from ..conditions import FILE_FIELDS
 from ..errors import UsageError
 
 AUTO = "auto"
-# the mel contracts of configs/mel/ by sample rate: the auto mel path's choices (and the recipes' contracts)
-MEL_CONTRACTS = {8000: "fsdd", 16000: "notes16k_80", 22050: "ljspeech"}
 CPU_MAX_RATE = 16000
 SEGMENT_RANGE = (0.5, 2.0)
-AUTO_KEYS = ("representation", "sample_rate", "mel", "segment_seconds", "random_crop", "loudness_db", "conditions")
+AUTO_KEYS = ("representation", "sample_rate", "segment_seconds", "random_crop", "loudness_db", "conditions")
 LABEL_FIELD, PITCH_FIELD = "label", "pitch"
 
-__all__ = ["AUTO", "AUTO_KEYS", "MEL_CONTRACTS", "DataPlanError", "plan_data", "has_auto", "takes_mel",
-           "describe_data", "choose_rate"]
+__all__ = ["AUTO", "AUTO_KEYS", "DataPlanError", "plan_data", "has_auto", "describe_data", "choose_rate"]
 
 
 class DataPlanError(UsageError):
     """An `auto` data setting cannot be chosen from this manifest; the message names the setting and what to give."""
 
 
+def _settings_keys() -> set:
+    return set().union(*(cls.settings_keys for cls in representations.REPRESENTATIONS.values()))
+
+
 def has_auto(data: dict) -> bool:
-    """True when a data setting of :data:`AUTO_KEYS` is `auto` (it must be resolved before the data is built)."""
-    return any(data.get(k) == AUTO for k in AUTO_KEYS)
+    """True when a data setting (of :data:`AUTO_KEYS` or a representation's) is `auto`: it must be resolved before
+    the data is built."""
+    return any(data.get(k) == AUTO for k in (*AUTO_KEYS, *_settings_keys()))
 
 
-def takes_mel(model: dict) -> bool:
-    """True for a network that denoises mel spectrograms: `unet2d`, or `unet1d` with `mel_bands` set."""
-    return model.get("name") == "unet2d" or model.get("mel_bands") not in (None, 0)
-
-
-def choose_rate(rates: Sequence[int], mel: bool) -> int:
-    """The model rate for files at `rates`: the most common (ties: the higher), capped at :data:`CPU_MAX_RATE`;
-    for a mel model the highest contract rate of :data:`MEL_CONTRACTS` at or below it (8000 when all are lower)."""
+def choose_rate(rates: Sequence[int], representation: type) -> int:
+    """The model rate for files at `rates`: the most common (ties: the higher), capped at :data:`CPU_MAX_RATE`, as
+    `representation` (a class of :mod:`audiodiff.representations`) takes it."""
     counts = collections.Counter(int(r) for r in rates)
     top = max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0]
-    rate = min(top, CPU_MAX_RATE)
-    if mel:
-        below = [r for r in sorted(MEL_CONTRACTS) if r <= rate]
-        rate = below[-1] if below else min(MEL_CONTRACTS)
-    return rate
+    return representation.choose_rate(top, CPU_MAX_RATE)
 
 
 def _segment(durations: list[float]) -> float:
@@ -141,27 +137,23 @@ def plan_data(data: dict, model: dict, entries: list[dict] | None = None) -> tup
         raise DataPlanError(f"data.manifest={data['manifest']} lists no files; nothing to choose settings from")
     notes = []
     if data.get("representation") == AUTO:
-        data["representation"] = "mel" if takes_mel(model) else "waveform"
-        notes.append(f"representation: {data['representation']} (what model {model.get('name')} takes)")
-    mel = data.get("representation") == "mel"
+        data["representation"] = representations.for_model(model).name
+        notes.append(f"representation: {data['representation']} (what model {model.get('name')} is made for)")
+    rep = representations.representation_class(data.get("representation", "waveform"))
     rates = [int(e["sample_rate"]) for e in entries]
     if data.get("sample_rate") == AUTO:
-        data["sample_rate"] = choose_rate(rates, mel)
+        data["sample_rate"] = choose_rate(rates, rep)
         top = collections.Counter(rates).most_common(1)[0][0]
         why = "the files' rate" if data["sample_rate"] == top else \
-            f"most files are {top} Hz; {'the highest mel contract rate at or below it' if mel else 'capped'} " \
-            f"(CPU: at most {CPU_MAX_RATE} Hz)"
+            f"most files are {top} Hz; at most {CPU_MAX_RATE} Hz on a CPU, as the {rep.name} representation takes it"
         notes.append(f"sample rate: {data['sample_rate']} Hz ({why}; data.sample_rate=<Hz> to choose)")
-    if mel and data.get("mel") == AUTO:
-        sr = data["sample_rate"]
-        if sr not in MEL_CONTRACTS:
-            raise DataPlanError(f"data.mel=auto has no mel contract for data.sample_rate={sr}; allowed rates: "
-                                f"{sorted(MEL_CONTRACTS)} (or give a contract: +mel@data.mel=<name of configs/mel/>)")
-        from ..config import group_file
-
-        data["mel"] = group_file("mel", MEL_CONTRACTS[sr])
-        notes.append(f"mel contract: {MEL_CONTRACTS[sr]} (configs/mel/{MEL_CONTRACTS[sr]}.yaml, "
-                     f"{data['mel']['n_mels']} bands, hop {data['mel']['hop_length']})")
+    try:
+        notes += rep.plan(data)  # its own `auto` settings (a mel model's contract)
+    except representations.RepresentationError as e:
+        raise DataPlanError(str(e)) from None
+    for key in _settings_keys() - set(rep.settings_keys):  # another representation's `auto`: not this run's
+        if data.get(key) == AUTO:
+            del data[key]
     durations = [float(e["duration"]) for e in entries]
     if data.get("segment_seconds") == AUTO:
         data["segment_seconds"] = _segment(durations)
@@ -209,13 +201,10 @@ def describe_data(entries: list[dict], data: dict, train: int, valid: int, model
     if not conds:
         lines.append("  conditions: none (an unconditional model)")
     lines.append(f"  split: {train} train / {valid} held out (data.valid_fraction={data.get('valid_fraction', 0.1)})")
-    rep = data.get("representation", "waveform")
-    what = f"  representation: {rep}"
-    if rep == "mel" and isinstance(data.get("mel"), dict):
-        m = data["mel"]
-        name = next((k for k, v in MEL_CONTRACTS.items() if v and _same_contract(m, v)), None)
-        what += f" (mel contract {MEL_CONTRACTS[name] if name else 'custom'}: {m.get('n_mels')} bands, hop " \
-                f"{m.get('hop_length')}, {m.get('sample_rate')} Hz)"
+    try:
+        what = f"  representation: {representations.from_data(data).describe()}"
+    except Exception:  # a summary never stops a run: the data build names what is wrong
+        what = f"  representation: {data.get('representation', 'waveform')}"
     what += f"; segment {float(data.get('segment_seconds', 0)):g} s; loudness " + \
             ("as recorded" if data.get("loudness_db") is None else f"{data['loudness_db']:g} dBFS")
     lines.append(what)
@@ -223,16 +212,6 @@ def describe_data(entries: list[dict], data: dict, train: int, valid: int, model
         size = f", {parameters / 1e6:.1f} M parameters" if parameters else ""
         lines.append(f"  model: {model.get('name')}{size}")
     return lines
-
-
-def _same_contract(mel: dict, name: str) -> bool:
-    from ..config import group_file
-
-    try:
-        ref = group_file("mel", name)
-    except Exception:  # a config folder without that contract
-        return False
-    return all(mel.get(k) == v for k, v in ref.items())
 
 
 def manifest_fingerprint(entries: list[dict], root: str | Path | None = None) -> dict:

@@ -26,12 +26,13 @@ MAX_ITEMS = 512
 log = logging.getLogger("audiodiff.train")
 
 
-def model_space_rms(dataset, representation: str, melspec=None, max_items: int = MAX_ITEMS,
+def model_space_rms(dataset, representation, max_items: int = MAX_ITEMS,
                     batch_size: int = 64) -> tuple[float, int]:
     """`(rms, n_items)`: the root mean square of up to `max_items` evenly spaced items of `dataset` in model space.
 
-    Items go through the loop's own `collate` + `split_batch` (so a mel model on a waveform dataset is measured on
-    the mel `melspec` computes). Every random generator is restored afterwards (random crops draw from them).
+    Items go through the loop's own `collate` + `split_batch`, so they are measured in the space `representation`
+    (:mod:`audiodiff.representations`) gives the network (a mel model on a waveform dataset: the mel computed from
+    its audio). Every random generator is restored afterwards (random crops draw from them).
     """
     n = len(dataset)
     if n == 0:
@@ -42,7 +43,7 @@ def model_space_rms(dataset, representation: str, melspec=None, max_items: int =
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             for i in range(0, len(idx), batch_size):
-                x0, _ = split_batch(collate([dataset[j] for j in idx[i:i + batch_size]]), representation, melspec)
+                x0, _ = split_batch(collate([dataset[j] for j in idx[i:i + batch_size]]), representation)
                 x0 = x0.double()
                 total += float(x0.pow(2).sum())
                 count += x0.numel()
@@ -56,12 +57,11 @@ def model_space_rms(dataset, representation: str, melspec=None, max_items: int =
     return rms, len(idx)
 
 
-def resolve_sigma_data(objective: dict, dataset, representation: str, melspec=None,
-                       max_items: int = MAX_ITEMS) -> dict:
+def resolve_sigma_data(objective: dict, dataset, representation, max_items: int = MAX_ITEMS) -> dict:
     """`objective` with `sigma_data: auto` replaced by :func:`model_space_rms` of `dataset` (4 decimals, the number
     the run stores); any other `objective` is returned as it is."""
     if objective.get("sigma_data") != "auto":
         return objective
-    rms, n = model_space_rms(dataset, representation, melspec, max_items=max_items)
+    rms, n = model_space_rms(dataset, representation, max_items=max_items)
     log.info("objective.sigma_data=auto: %.4f (RMS of %d training items in model space)", rms, n)
     return {**objective, "sigma_data": round(rms, 4)}

@@ -35,19 +35,21 @@ def build(cfg: dict) -> nn.Module:
     return cls(**cfg)
 
 
-def from_data(cfg: dict, conditions=None, mel=None) -> dict:
+def from_data(cfg: dict, conditions=None, representation=None) -> dict:
     """A network config with what the data decides filled in, ready for :func:`build`.
 
     From the condition contract (:class:`audiodiff.conditions.ConditionSpec`, `net_kwargs()`): `num_classes` when
     the config leaves it 0, null or `auto` (an explicit count is kept), and `pitch: true` for a pitch condition.
-    From the mel contract (:class:`audiodiff.mel.MelSpec`): `mel_bands: auto` becomes its `n_mels`.
+    From the representation (:mod:`audiodiff.representations`, `network_kwargs()`): each setting the config leaves
+    `auto`, e.g. `mel_bands: auto` becomes the mel contract's `n_mels`.
 
     Args:
         cfg: `{"name": ..., **kwargs}` (a preset, `model:` of a training config).
         conditions: the data's ConditionSpec, or None (nothing to fill; `num_classes: auto` becomes 0).
-        mel: the data's MelSpec for a mel representation; None for waveforms.
+        representation: the data's representation, or None (a waveform: nothing to fill).
     Raises:
-        UsageError: `mel_bands: auto` without a mel (one line naming model.mel_bands and the allowed values).
+        UsageError: a setting left `auto` that the representation does not decide (one line naming it; for
+            `mel_bands`, that the data is a waveform).
     """
     cfg = dict(cfg)
     kw = conditions.net_kwargs() if conditions is not None else {}
@@ -57,11 +59,15 @@ def from_data(cfg: dict, conditions=None, mel=None) -> dict:
         cfg["num_classes"] = 0
     if kw.get("pitch"):
         cfg["pitch"] = True
+    for key, value in (representation.network_kwargs() if representation is not None else {}).items():
+        if cfg.get(key) == AUTO:
+            cfg[key] = value
     if cfg.get("mel_bands") == AUTO:
-        if mel is None:
-            raise UsageError("model.mel_bands=auto takes the data's mel bands, but the data is a waveform; allowed: "
-                             "model.mel_bands=auto or an integer with data.representation=mel, 0 for a waveform")
-        cfg["mel_bands"] = int(mel.n_mels)
+        raise UsageError("model.mel_bands=auto takes the data's mel bands, but the data is a waveform; allowed: "
+                         "model.mel_bands=auto or an integer with data.representation=mel, 0 for a waveform")
+    left = sorted(k for k, v in cfg.items() if v == AUTO)
+    if left:
+        raise UsageError(f"model.{left[0]}=auto is not decided by this data's representation; allowed: a value")
     return cfg
 
 

@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+from .. import representations
 from .bases import BASES_DIR, CARD
 from .checkpoint import find_run_dir, load_checkpoint, save_checkpoint
 from .meta import ADOPTED_DATA_KEYS, CheckpointError
@@ -51,7 +52,8 @@ def export_base(run, name: str, out_root=None, step: int | None = None, card: st
         import yaml
 
         data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
-        meta["data"] = {k: v for k, v in data.items() if k in ADOPTED_DATA_KEYS}
+        own = representations.representation_class(meta.get("representation", "waveform")).settings_keys
+        meta["data"] = {k: v for k, v in data.items() if k in ADOPTED_DATA_KEYS or k in own}
     meta["base"] = {"name": name, "from_run": str(find_run_dir(Path(ck["dir"]))), "from_step": ck["step"],
                     "weights": "ema" if ck["ema"] is not None else "model"}
     tmp = root / f".tmp-{name}"

@@ -45,10 +45,11 @@ class RunKindError(UsageError, CheckpointError):
     """A run, checkpoint or folder holds another kind of model than the reader takes; names the file and both kinds."""
 
 
-# The data settings that define what a diffusion model means (its representation, contract, rate, segment, loudness
-# policy, crops and conditions): a fine-tune adopts them from its base (training/finetune.py), and a shipped base
-# stores them in its meta.json (runs/export.py), having no config.yaml of its own.
-ADOPTED_DATA_KEYS = ("representation", "mel", "precompute_mel", "sample_rate", "segment_seconds", "loudness_db",
+# The data settings that define what a diffusion model means (its representation, rate, segment, loudness policy,
+# crops and conditions; with the representation's own settings, e.g. a mel model's contract `mel`): a fine-tune
+# adopts them from its base (training/finetune.py), and a shipped base stores them in its meta.json
+# (runs/export.py), having no config.yaml of its own.
+ADOPTED_DATA_KEYS = ("representation", "precompute_mel", "sample_rate", "segment_seconds", "loudness_db",
                      "random_crop", "conditions")
 
 

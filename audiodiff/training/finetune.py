@@ -20,13 +20,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from .. import representations
 from ..runs.checkpoint import load_checkpoint
 from ..runs.meta import ADOPTED_DATA_KEYS, RunKindError  # the data settings a fine-tune adopts from its base
 from ..runs.weights import FinetuneError  # the load-time half of fine-tuning is run format (runs/weights.py)
 
 log = logging.getLogger("audiodiff.train")
 
-FIXED_DATA_KEYS = ("representation", "mel")  # the network cannot take another one
 FINETUNE_DEFAULTS = {"extend_vocab": False}
 
 
@@ -53,13 +53,18 @@ def base_data_section(init: dict) -> dict:
         except yaml.YAMLError as e:
             log.warning("init_from: %s is not valid YAML (%s); using the checkpoint's meta.json", config, e)
     sr = int(meta["sample_rate"])
-    data["representation"] = meta.get("representation", "waveform")
+    rep = representations.from_meta(meta, init.get("mel"))  # the base's representation writes its own settings
+    data.update(rep.data_settings())
     data["sample_rate"] = sr
     data["segment_seconds"] = meta["segment_samples"] / sr
     data["conditions"] = dict(meta.get("conditions") or {})
-    if init.get("mel") is not None:
-        data["mel"] = init["mel"].to_dict()
-    return {k: v for k, v in data.items() if k in ADOPTED_DATA_KEYS}
+    return {k: v for k, v in data.items() if k in adopted_keys(rep)}
+
+
+def adopted_keys(rep) -> tuple:
+    """The data settings a fine-tune of a base with representation `rep` adopts: the run format's list and the
+    representation's own settings (`mel` for a mel base)."""
+    return tuple(dict.fromkeys((*ADOPTED_DATA_KEYS, *type(rep).settings_keys)))
 
 
 def adopt_base(cfg: dict, init: dict) -> dict:
@@ -85,13 +90,15 @@ def adopt_base(cfg: dict, init: dict) -> dict:
     cfg["schedule"], cfg["sampler"] = dict(meta["schedule"]), dict(meta["sampler"])
 
     data = cfg["data"]
-    for key in [k for k in ADOPTED_DATA_KEYS if data.get(k) == "auto"]:  # `auto` (configs/data/custom.yaml): the base's
+    rep = representations.from_meta(meta, init.get("mel"))
+    adopted = adopted_keys(rep)
+    for key in [k for k in adopted if data.get(k) == "auto"]:  # `auto` (configs/data/custom.yaml): the base's
         del data[key]
-    for key in FIXED_DATA_KEYS:
+    for key in ("representation", *type(rep).settings_keys):  # the network cannot take another one
         if key in data and key in base_data and data[key] != base_data[key]:
             raise FinetuneError(f"data.{key}={data[key]!r} but the base run ({init['dir']}) was trained with "
                                 f"{base_data[key]!r}; a fine-tune keeps the base's {key}: leave data.{key} unset")
-    for key in ADOPTED_DATA_KEYS:
+    for key in adopted:
         if key not in data and key in base_data:
             data[key] = base_data[key]
             log.info("init_from: data.%s = %r (the base run's)", key, base_data[key])

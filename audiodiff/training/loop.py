@@ -6,7 +6,8 @@ build the :class:`DiffusionTask`: data, network, denoiser, AdamW and EMA, fine-t
 fully or with LoRA), and audio samples in TensorBoard. Under `torchrun` it runs DistributedDataParallel (NCCL on
 GPU, gloo on CPU).
 
-:class:`DenoiserStep` is the step itself: `Denoiser.loss(x0, **cond)` over the micro-batches with the runtime's
+:class:`DenoiserStep` is the step itself: the training objective's loss, `TrainingObjective.loss(denoiser, x0,
+**cond)` (audiodiff/objectives/training.py, apart from the denoiser's preconditioning), over the micro-batches with the runtime's
 noise generator, gradient accumulation, clipping and the NaN guard (:meth:`Runtime.update`), AdamW, EMA. The
 diffusion vocoder (`training/vocoder.py`) trains with the same step, its mel passed as the `local` condition.
 
@@ -16,6 +17,7 @@ losses.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -24,12 +26,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import models, objectives, samplers, schedules
+from .. import generation, models, objectives, representations, samplers, schedules
 from ..conditions import ConditionSpec
 from ..data.collate import collate, split_batch
 from ..data.stats import resolve_sigma_data
 from ..config import ConfigError, config_dir, section_defaults
-from ..mel import MelSpec
 from ..runs.meta import CheckpointError, RunKindError, header
 from ..runs.weights import extend_label_rows, file_digest
 from . import finetune
@@ -138,8 +139,13 @@ def _plain(o):
 
 def check_config(cfg: dict) -> None:
     """Raise :class:`TrainingConfigError` naming the first setting that is unknown, mistyped or out of range."""
-    import inspect
+    check_run(cfg)
+    check_sections(cfg)
 
+
+def check_run(cfg: dict) -> None:
+    """The run's own settings: top-level keys, task, name, run_dir, the `train` and `finetune` sections (nothing that
+    fine-tuning or `auto` settings rewrite)."""
     unknown = sorted(set(cfg) - set(TOP_LEVEL_KEYS))
     if unknown:
         raise TrainingConfigError(f"unknown top-level setting(s) {unknown}; allowed: {sorted(TOP_LEVEL_KEYS)}")
@@ -150,6 +156,8 @@ def check_config(cfg: dict) -> None:
         raise _bad("name", cfg["name"], "a string")
     if not isinstance(cfg["run_dir"], str) or not cfg["run_dir"]:
         raise _bad("run_dir", cfg["run_dir"], "the path of the run directory")
+    for key in ("model", "data", "objective", "schedule", "sampler"):  # mappings, whatever a start makes of them
+        _section(cfg, key)
     for key, value in cfg["train"].items():
         allowed, ok = TRAIN_RULES[key]
         if value == "???":  # OmegaConf's mark of a value the user must give
@@ -166,6 +174,14 @@ def check_config(cfg: dict) -> None:
         if ft.get("extend_vocab") and not cfg["train"].get("init_from"):
             raise TrainingConfigError("finetune.extend_vocab=true needs train.init_from (the run to fine-tune); "
                                       "allowed: set train.init_from, or finetune.extend_vocab=false")
+
+
+def check_sections(cfg: dict) -> None:
+    """The sections a start may rewrite (a fine-tune adopts its base's model, objective, schedule and sampler;
+    `auto` data settings are chosen): checked once, after that, by :func:`train` (the data section by
+    :func:`audiodiff.data.build.build_dataset`, which reads it)."""
+    import inspect
+
     model = _section(cfg, "model")
     if model.get("name") not in models.NETWORKS:
         raise _bad("model.name", model.get("name"), sorted(models.NETWORKS))
@@ -176,7 +192,7 @@ def check_config(cfg: dict) -> None:
         raise _bad("vocoder", cfg["vocoder"], "null or a mapping (see configs/vocoder/)")
 
     obj = _section(cfg, "objective")
-    obj_args = [a for a in inspect.signature(objectives.Denoiser.__init__).parameters if a not in ("self", "net")]
+    obj_args = list(objectives.objective_keys())
     _check_keys("objective", obj, obj_args)
     if obj.get("parameterization", "edm") not in objectives.PARAMETERIZATIONS:
         raise _bad("objective.parameterization", obj["parameterization"], list(objectives.PARAMETERIZATIONS))
@@ -204,19 +220,23 @@ def check_config(cfg: dict) -> None:
 
     sampler = _section(cfg, "sampler")
     _check_keys("sampler", sampler, ["method", "steps", "options"])
-    if sampler.get("method", "dpmpp_2m") not in samplers.SAMPLERS:
+    if sampler.get("method", generation.DEFAULT_METHOD) not in samplers.SAMPLERS:
         raise _bad("sampler.method", sampler["method"], sorted(samplers.SAMPLERS))
     if "steps" in sampler and not (_is_int(sampler["steps"]) and sampler["steps"] >= 1):
         raise _bad("sampler.steps", sampler["steps"], "an integer >= 1")
     try:  # the method's settings (eta, s_churn, ...): names and values, before anything is written
-        samplers.check_options(sampler.get("method", "dpmpp_2m"), sampler.get("options"), where="sampler.options")
+        samplers.check_options(sampler.get("method", generation.DEFAULT_METHOD), sampler.get("options"),
+                               where="sampler.options")
     except samplers.SamplerError as e:
         raise TrainingConfigError(str(e)) from None
 
 
 # ---------------------------------------------------------------------------------------------- config
-def resolve_config(cfg) -> dict:
+def resolve_config(cfg, sections: bool = True) -> dict:
     """Plain-dict config with training defaults filled in and every setting checked (dict or OmegaConf DictConfig).
+
+    `sections=False` leaves the sections a start rewrites (model, objective, schedule, sampler, vocoder) to
+    :func:`check_sections`, which :func:`train` runs after the rewrite.
 
     Raises:
         TrainingConfigError: an unknown key or a value of the wrong type or range (names it, lists the allowed).
@@ -245,7 +265,9 @@ def resolve_config(cfg) -> dict:
     for key in ("objective", "schedule", "sampler"):  # a section not given: the command line's default option
         if key not in cfg:
             cfg[key] = section_defaults("diffusion", key)
-    check_config(cfg)
+    check_run(cfg)
+    if sections:
+        check_sections(cfg)
     return cfg
 
 
@@ -264,7 +286,7 @@ class DenoiserStep:
     runtime's clipped, NaN-guarded AdamW update and the EMA update.
 
     Args:
-        rt: the :class:`~.runtime.Runtime`. loss_fn: `Denoiser.loss` (of the DDP or compiled wrapper when there
+        rt: the :class:`~.runtime.Runtime`. loss_fn: `TrainingObjective.loss` bound to the denoiser (of the DDP or compiled wrapper when there
             is one). net: the network the EMA follows. params: the trained parameters. opt: their optimizer.
         ema: :class:`~.ema.EMA` or None. prepare: batch -> `(x0 (B, ...), cond dict, seconds of audio)`.
     """
@@ -324,15 +346,14 @@ class DiffusionTask:
         data = build_dataset(cfg["data"], split="train", seed=t["seed"], vocab=plan["vocab"] if plan else None)
         self.dataset, info = data["dataset"], data["info"]
         self.collate = collate
-        representation = cfg["data"].get("representation", "waveform")
-        melspec = MelSpec(**cfg["data"]["mel"]) if representation == "mel" else None
-        self.mel = melspec
+        rep = self.rep = representations.from_data(cfg["data"])  # what the network sees (audiodiff/representations/)
+        self.mel = rep.contract  # stored beside the weights (mel.json for a mel model)
         conditions = ConditionSpec.from_meta(info)  # the condition contract the data made
 
         # ---- model, denoiser, optimizer, EMA
         net_cfg = dict(cfg["model"])
         if init is None:  # the data decides which conditions the network takes (and `mel_bands: auto`)
-            net_cfg = models.from_data(net_cfg, conditions, melspec)
+            net_cfg = models.from_data(net_cfg, conditions, rep)
         net = models.build(net_cfg)
         lora = dict(t["lora"]) if t["lora"] else None
         self.merge_lora_at_end = bool(lora.pop("merge", False)) if lora else False
@@ -357,7 +378,7 @@ class DiffusionTask:
             else None
         net.to(device)
         # `sigma_data: auto`: the data's own scale (data/stats.py), stored resolved
-        cfg["objective"] = resolve_sigma_data(cfg["objective"], self.dataset, representation, melspec)
+        cfg["objective"] = resolve_sigma_data(cfg["objective"], self.dataset, rep)
         denoiser = objectives.build(net, cfg["objective"]).to(device)
         params = [p for p in net.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=t["lr"], betas=tuple(t["betas"]), weight_decay=t["weight_decay"])
@@ -372,17 +393,18 @@ class DiffusionTask:
         self.net, self.net_cfg, self.ema, self.opt = net, net_cfg, ema, opt
         self.stateful = {"optimizer": opt, "scheduler": rt.schedule(opt), "ema_updates": Attr(ema, "num_updates")}
 
-        hop = melspec.hop_length if representation == "mel" else 1
         sample_rate = info["sample_rate"]
 
         def prepare(batch):
             batch = to_device(batch, device)
-            x0, cond = split_batch(batch, representation, melspec)
-            # seconds of audio in the batch (precomputed mels: frames x hop)
-            return x0, cond, x0.shape[0] * (x0.shape[-1] * hop if representation == "mel" else x0.shape[-1]) / \
+            x0, cond = split_batch(batch, rep)
+            # seconds of audio in the batch (model steps x the representation's hop)
+            return x0, cond, x0.shape[0] * x0.shape[-1] * rep.hop / \
                 sample_rate
 
-        self.step = DenoiserStep(rt, train_denoiser.loss, net, params, opt, ema, prepare)
+        # the training objective (noise levels, weighting, condition dropout, the loss) apart from the denoiser
+        objective = objectives.build_objective(cfg["objective"]).to(device)
+        self.step = DenoiserStep(rt, functools.partial(objective.loss, train_denoiser), net, params, opt, ema, prepare)
         if rt.main:  # what the data looked like and what was chosen, before the first step
             for line in start.summary(len(self.dataset), net_cfg, sum(p.numel() for p in net.parameters())):
                 log.info("%s", line)
@@ -392,8 +414,8 @@ class DiffusionTask:
                                        _union_range(plan["pitch_range"], conditions.pitch_range))
         self.meta = {
             **header("diffusion"), "model": net_cfg, "objective": cfg["objective"], "schedule": cfg["schedule"],
-            "sampler": cfg["sampler"], "representation": representation, "sample_rate": info["sample_rate"],
-            "channels": info.get("channels", 1), "segment_samples": info["segment_samples"],
+            "sampler": cfg["sampler"], **rep.meta(), "sample_rate": info["sample_rate"],
+            "segment_samples": info["segment_samples"],
             **conditions.to_dict(), "vocoder": cfg.get("vocoder"), "lora": t["lora"],
             "init_from": str(Path(init["dir"]).resolve()) if init is not None else None,
             "weights": "adapters" if self.saved_keys is not None else "full",
@@ -425,7 +447,7 @@ class DiffusionTask:
     def begin(self, writer) -> None:
         # audio logging: one sampling closure on the EMA network (its weights move in place), vocoder built once
         if writer is not None and self.t["sample_every"]:
-            self.log_samples = sample_logger(self.ema.model, self.meta, self.mel, self.rt.device,
+            self.log_samples = sample_logger(self.ema.model, self.meta, self.rep, self.rt.device,
                                              self.t["sample_steps"])
 
     def after_step(self, step: int, final: bool, writer) -> None:
@@ -434,7 +456,7 @@ class DiffusionTask:
 
 
 # ---------------------------------------------------------------------------------------------- train
-def train(cfg) -> Path:
+def train(cfg, hooks: dict | None = None) -> Path:
     """Train a diffusion model as `cfg` says; returns the run directory.
 
     `cfg` (dict or OmegaConf) holds: `run_dir`, `model` (network preset), `objective`, `schedule`, `sampler`,
@@ -442,7 +464,8 @@ def train(cfg) -> Path:
     (configs/train/default.yaml). A section or train key the dict lacks takes the value `audiodiff train` would
     compose (:func:`train_defaults`, :func:`audiodiff.config.section_defaults`). Re-running with the same
     `run_dir` resumes from its newest checkpoint; the run directory is locked while it trains (`run_dir/.lock`,
-    see :mod:`audiodiff.training.lock`).
+    see :mod:`audiodiff.training.lock`). `hooks`: the runtime's hooks (:data:`.runtime.HOOKS`), e.g. a benchmark's
+    clock.
 
     Raises:
         TrainingConfigError: a bad setting, `train.resume=false` on a run that has checkpoints, or a resume
@@ -451,10 +474,11 @@ def train(cfg) -> Path:
         CheckpointError: the checkpoint to resume from is damaged (the message names the file).
         TrainingError: training diverged (repeated non-finite losses).
     """
-    cfg = resolve_config(cfg)
+    cfg = resolve_config(cfg, sections=False)
     start = plan_start(cfg)  # fine-tune adoption and `auto` data settings, before anything is written
+    check_sections(cfg)  # each section once, as it will be used
     with Runtime(cfg["run_dir"], runtime_settings(cfg["train"]), kind="diffusion", distributed=True,
-                 config=cfg, fingerprint=start.fingerprint) as rt:
+                 config=cfg, fingerprint=start.fingerprint, hooks=hooks) as rt:
         rt.fit(DiffusionTask(cfg, rt, start))
     return Path(cfg["run_dir"])
 
@@ -591,39 +615,34 @@ def _load_weights(module: nn.Module, state: dict, path: Path) -> None:
     module.load_state_dict(state)
 
 
-def sample_logger(net: nn.Module, meta: dict, melspec, device, steps: int, n: int = 2):
+def sample_logger(net: nn.Module, meta: dict, representation, device, steps: int, n: int = 2):
     """A function `log(writer, step)` that logs `n` unconditional samples of `net` (audio + a spectrogram figure).
 
     Built once: the denoiser wraps `net` (the EMA network, updated in place), the noise levels, the sampler and,
-    for mel models, the run's vocoder (Griffin-Lim unless the run names another) are made here, not at every
-    log. Item k of the samples at `step` uses seed `step + k`; the audio equals
-    `Pipeline(net, meta, mel=melspec).generate(n=n, steps=steps, seed=step)` (tests/training/test_loop.py).
+    for a representation that decodes with a vocoder, the run's vocoder (Griffin-Lim unless the run names another)
+    are made here, not at every log; sampling is the one generation function (:func:`audiodiff.generation.generate`).
+    Item k of the samples at `step` uses seed `step + k`; the audio equals
+    `Pipeline(net, meta, mel=...).generate(n=n, steps=steps, seed=step)` (tests/training/test_sample_logger.py).
     """
     from ..plots import spectrogram_figure
     from ..runs.vocoder import run_vocoder
 
     device = torch.device(device)
     denoiser = objectives.build(net, meta["objective"]).to(device).eval()
-    sched = dict(meta.get("schedule") or {"name": "karras"})
-    sigmas = schedules.build(sched.pop("name", "karras"), steps, **sched).to(device)
-    method = (meta.get("sampler") or {}).get("method", "dpmpp_2m")
-    options = (meta.get("sampler") or {}).get("options") or {}  # the run's sampler.options (eta, s_churn, ...)
+    sigmas = generation.noise_levels(meta.get("schedule"), steps, device)
+    method, _, options = generation.run_sampler(meta.get("sampler"))  # the run's sampler.options (eta, s_churn, ...)
     sample_rate, seconds = int(meta["sample_rate"]), meta["segment_samples"] / int(meta["sample_rate"])
-    vocoder = None
-    if meta.get("representation", "waveform") == "mel":
-        vocoder = run_vocoder(meta.get("vocoder"), melspec).to(device)
-        melspec.check_compatible(vocoder.mel, "the mel model's and the vocoder's mel contracts")
-        shape = (n, 1, melspec.n_mels, max(1, round(seconds * sample_rate / melspec.hop_length)))
-    else:
-        shape = (n, int(meta.get("channels", 1)), max(1, round(seconds * sample_rate)))
+    if representation.wants_vocoder:
+        representation.with_vocoder(run_vocoder(meta.get("vocoder"), representation.contract).to(device))
+    shape = representation.shape(n, representation.length(seconds))
 
     @torch.no_grad()
     def log(writer, step: int) -> None:
         seeds = [step + k for k in range(n)]
         gens = [torch.Generator().manual_seed(s) for s in seeds]  # CPU generators, one per item (as the pipeline)
-        x = samplers.sample(denoiser, samplers.randn(shape, device, torch.float32, gens), sigmas, method,
-                            generator=gens, progress=False, options=options)
-        audio = (vocoder(x[:, 0].float()) if vocoder is not None else x).float().clamp(-1, 1).cpu()
+        x = generation.generate(denoiser, samplers.randn(shape, device, torch.float32, gens), sigmas, method, options,
+                                generator=gens)
+        audio = representation.decode(x).float().clamp(-1, 1).cpu()
         for i in range(n):
             writer.add_audio(f"sample/{i}", audio[i, 0], step, sample_rate=sample_rate)
         extra = f", sampler_options={options}" if options else ""  # as Generated.plot titles the pipeline's

@@ -61,6 +61,8 @@ log = logging.getLogger("audiodiff.train")
 LR_SCHEDULES = ("cosine", "exponential", "constant")
 PRECISIONS = ("auto", "bf16", "fp32")
 
+HOOKS = ("loop_start", "loop_end")  # the moments a caller may hook (Runtime(hooks=...))
+
 # The runtime's settings; each task maps its own config onto them (training/vocoder.py, evaluation/judge/train.py).
 RUNTIME_DEFAULTS = {
     "steps": 1000, "batch_size": 16, "drop_last": True, "num_workers": 0, "seed": 0, "device": "auto",
@@ -335,8 +337,8 @@ def trim_metrics(path: Path, step: int) -> int:
 # (`data.manifest` is compared by the content it lists, the data fingerprint, not by its path.)
 RESUME_FREE = ("run_dir", "name", "data.manifest", "data.cache_dir", "train.device", "train.num_workers",
                "train.progress", "train.resume", "train.max_seconds", "train.compile", "train.log_every",
-               "train.sample_every", "train.ckpt_every", "train.keep_checkpoints", "train.keep", "train.precision",
-               "train.amp", "train.valid_every")
+               "train.sample_every", "train.ckpt_every", "train.keep_checkpoints", "train.precision",
+               "train.valid_every")
 FINGERPRINT_FILE = "fingerprint.json"
 
 
@@ -450,10 +452,13 @@ class Runtime:
         fingerprint: what identifies the run's data (e.g. `{"data": manifest_fingerprint(...)}`), written to
             `run_dir/fingerprint.json`; a resume whose config or fingerprint differs is refused (:func:`run_differences`)
             unless `resume` is `force`.
+        hooks: `{name: function()}` called at the runtime's moments (:data:`HOOKS`): `loop_start` when the training
+            clock starts (right before the first batch is drawn), `loop_end` when the loop has stopped; a benchmark
+            times the loop with them instead of patching the runtime.
     """
 
     def __init__(self, run_dir, settings: dict, kind: str, distributed: bool = False, config: dict | None = None,
-                 fingerprint: dict | None = None):
+                 fingerprint: dict | None = None, hooks: dict | None = None):
         unknown = sorted(set(settings) - set(RUNTIME_DEFAULTS))
         if unknown:
             raise TrainingConfigError(f"unknown runtime settings {unknown}; allowed: {sorted(RUNTIME_DEFAULTS)}")
@@ -468,6 +473,10 @@ class Runtime:
         if self.t["resume"] not in (True, False, "force"):
             raise TrainingConfigError(f"train.resume={self.t['resume']!r} is not allowed; allowed: true, false or force")
         self.kind, self.distributed, self.config, self.fingerprint = kind, distributed, config, fingerprint
+        unknown_hooks = sorted(set(hooks or {}) - set(HOOKS))
+        if unknown_hooks:
+            raise TrainingConfigError(f"unknown runtime hooks {unknown_hooks}; allowed: {list(HOOKS)}")
+        self.hooks = dict(hooks or {})
         self._created = False  # this start made run_dir (removed again if the start fails before a step)
         self._started = False
         self.schedules: list[LRSchedule] = []
@@ -542,6 +551,10 @@ class Runtime:
         if self.main:
             ckpt_io.clean_run_dir(self.run_dir)  # logs each removal
         dist_utils.barrier()
+
+    def _hook(self, name: str) -> None:
+        if name in self.hooks:
+            self.hooks[name]()
 
     def _check_kind(self, step: int) -> None:
         from ..runs.meta import RunKindError, read_kind
@@ -693,6 +706,7 @@ class Runtime:
         first_step, bad_steps, sums, n = self.step, 0, {}, 0
         t0 = t_log = time.perf_counter()
         audio_seconds = 0.0
+        self._hook("loop_start")
         try:
             while self.step < t["steps"]:
                 for s in self.schedules:
@@ -760,6 +774,7 @@ class Runtime:
                                  t["max_seconds"], self.step, t["steps"])
                     break
         finally:
+            self._hook("loop_end")
             bar.close()
             if metrics_file is not None:
                 metrics_file.close()

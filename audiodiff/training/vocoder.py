@@ -22,12 +22,15 @@ and the data section of `configs/task/vocoder.yaml`, the mel contracts in `confi
     data: {manifest, valid_fraction, split_seed, segment_frames, batch_size, num_workers, max_items}
     mel: {MelSpec fields}
     vocoder: {name: neural | diffusion, ...constructor settings}
-    train: {steps, device, seed, lr, betas, weight_decay, lr_schedule, lr_gamma, lr_min_ratio, warmup_steps,
+    train: {steps, device, seed, lr, betas, weight_decay, lr_schedule, lr_gamma, min_lr_ratio, warmup_steps,
             grad_clip, loss_weights: {mel, mrstft, adv, fm}, mrstft_resolutions, disc_start, discriminator: {...},
-            ema_decay, amp, ckpt_every, log_every, valid_every, keep, resume, init_from, max_seconds, max_bad_steps}
+            ema_decay, precision, ckpt_every, log_every, valid_every, keep_checkpoints, resume, init_from, max_seconds,
+            max_bad_steps}
+The runtime's settings have the names the diffusion model's have (`min_lr_ratio`, `precision`, `keep_checkpoints`);
+the old vocoder names (`lr_min_ratio`, `amp`, `keep`) are refused with the new one named.
 
-`lr_schedule` is the runtime's (:func:`audiodiff.training.runtime.lr_at`) with `lr_min_ratio` as its floor:
-`cosine` (decay to `lr * lr_min_ratio` at `steps`), `exponential` (`lr * max(lr_gamma ** step, lr_min_ratio)`),
+`lr_schedule` is the runtime's (:func:`audiodiff.training.runtime.lr_at`) with `min_lr_ratio` as its floor:
+`cosine` (decay to `lr * min_lr_ratio` at `steps`), `exponential` (`lr * max(lr_gamma ** step, min_lr_ratio)`),
 `constant`; a linear warm-up of `warmup_steps` comes first and the decay starts after it.
 
 Command line (both compose the experiment through Hydra and call the same function)::
@@ -39,6 +42,7 @@ The validation distances come from :mod:`audiodiff.losses` (training imports not
 """
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -48,7 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import audio as _audio
-from .. import losses
+from .. import losses, objectives
 from ..config import ConfigError, compose, experiment_name, section_defaults
 from ..data.collate import collate
 from ..data.waveform import WaveformDataset
@@ -59,7 +63,7 @@ from ..runs.vocoder import load_vocoder
 from ..vocoders import build
 from ..vocoders.base import Vocoder, VocoderError
 from ..vocoders.neural import MultiPeriodDiscriminator, MultiResolutionDiscriminator
-from .runtime import LR_SCHEDULES, Attr, Runtime
+from .runtime import LR_SCHEDULES, PRECISIONS, Attr, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +135,16 @@ def _plain(cfg) -> dict:
     return dict(cfg)
 
 
+RENAMED = {"lr_min_ratio": "min_lr_ratio", "amp": "precision", "keep": "keep_checkpoints"}  # the runtime's names
+
+
 def _merged(defaults: dict, given: dict | None, where: str) -> dict:
     given = dict(given or {})
     unknown = sorted(set(given) - set(defaults))
+    old = [k for k in unknown if where == "train" and k in RENAMED]
+    if old:
+        raise VocoderTrainError(f"train.{old[0]} is now train.{RENAMED[old[0]]} (one name for each runtime setting, "
+                                f"as the diffusion model's); allowed: {sorted(defaults)}")
     if unknown:
         raise VocoderTrainError(f"unknown {where} settings {unknown}; allowed: {sorted(defaults)}")
     return {**defaults, **given}
@@ -158,8 +169,8 @@ def resolve_config(cfg) -> dict:
     train["discriminator"] = _merged(defaults["discriminator"], train["discriminator"], "train.discriminator")
     if train["lr_schedule"] not in LR_SCHEDULES:
         raise VocoderTrainError(f"train.lr_schedule {train['lr_schedule']!r} is not allowed; allowed: {LR_SCHEDULES}")
-    if train["amp"] not in ("bf16", None, "none"):
-        raise VocoderTrainError(f"train.amp {train['amp']!r} is not allowed; allowed: ['bf16', 'none']")
+    if train["precision"] not in PRECISIONS:
+        raise VocoderTrainError(f"train.precision {train['precision']!r} is not allowed; allowed: {list(PRECISIONS)}")
     if isinstance(train["max_bad_steps"], bool) or not isinstance(train["max_bad_steps"], int) \
             or train["max_bad_steps"] < 1:
         raise VocoderTrainError(f"train.max_bad_steps {train['max_bad_steps']!r} is not allowed; allowed: an "
@@ -176,14 +187,14 @@ def resolve_config(cfg) -> dict:
 
 
 def runtime_settings(cfg: dict) -> dict:
-    """The runtime's settings from a resolved vocoder config (its names: `keep`, `amp`, `lr_min_ratio`, data.*)."""
+    """The runtime's settings from a resolved vocoder config (the runtime's names; batch size and workers from data)."""
     t, data = cfg["train"], cfg["data"]
     return {"steps": int(t["steps"]), "batch_size": int(data["batch_size"]), "num_workers": int(data["num_workers"]),
-            "seed": int(t["seed"]), "device": t["device"], "precision": "auto" if t["amp"] == "bf16" else "fp32",
-            "lr": float(t["lr"]), "warmup_steps": int(t["warmup_steps"]), "min_lr_ratio": float(t["lr_min_ratio"]),
+            "seed": int(t["seed"]), "device": t["device"], "precision": t["precision"],
+            "lr": float(t["lr"]), "warmup_steps": int(t["warmup_steps"]), "min_lr_ratio": float(t["min_lr_ratio"]),
             "lr_schedule": t["lr_schedule"], "lr_gamma": float(t["lr_gamma"]), "grad_clip": t["grad_clip"],
             "max_bad_steps": int(t["max_bad_steps"]), "max_seconds": t["max_seconds"],
-            "ckpt_every": int(t["ckpt_every"]), "keep_checkpoints": t["keep"], "log_every": int(t["log_every"]),
+            "ckpt_every": int(t["ckpt_every"]), "keep_checkpoints": t["keep_checkpoints"], "log_every": int(t["log_every"]),
             "resume": t["resume"] if t["resume"] == "force" else bool(t["resume"]), "progress": bool(t["progress"])}
 
 
@@ -282,7 +293,8 @@ class VocoderTask:
         if kind == "diffusion":  # the diffusion model's step, with the mel as the `local` condition
             from .loop import DenoiserStep
 
-            self.step = DenoiserStep(rt, voc.denoiser.loss, voc, voc.parameters(), self.opt_g, self.ema,
+            objective = objectives.build_objective(voc.objective_cfg).to(rt.device)  # the loss, apart (EDM2)
+            self.step = DenoiserStep(rt, functools.partial(objective.loss, voc.denoiser), voc, voc.parameters(), self.opt_g, self.ema,
                                      self._diffusion_batch)
         else:
             self.step = self._gan_step
@@ -368,7 +380,7 @@ class VocoderTask:
         (self.ema.model if self.ema is not None else self.voc).save(self.run_dir / "vocoder")
 
 
-def train_vocoder(cfg) -> Path:
+def train_vocoder(cfg, hooks: dict | None = None) -> Path:
     """Train (or resume, or fine-tune) a `neural` or `diffusion` vocoder; return the run directory.
 
     Args:
@@ -376,6 +388,7 @@ def train_vocoder(cfg) -> Path:
             (module docstring). Writes `run_dir/config.yaml`, checkpoints, TensorBoard logs under
             `run_dir/tensorboard`, `run_dir/metrics.jsonl` (a row per step), and the final vocoder folder
             `run_dir/vocoder` (loadable with `load_vocoder`).
+        hooks: the runtime's hooks (:data:`.runtime.HOOKS`).
 
     Raises:
         VocoderTrainError: a missing or bad setting (nothing is written).
@@ -385,7 +398,7 @@ def train_vocoder(cfg) -> Path:
         TrainingError: training diverged (`train.max_bad_steps` non-finite steps in a row).
     """
     cfg = resolve_config(cfg)
-    with Runtime(cfg["run_dir"], runtime_settings(cfg), kind="vocoder", config=cfg) as rt:
+    with Runtime(cfg["run_dir"], runtime_settings(cfg), kind="vocoder", config=cfg, hooks=hooks) as rt:
         rt.fit(VocoderTask(cfg, rt))
     return Path(cfg["run_dir"])
 

@@ -12,11 +12,9 @@ as at synthesis), so the condition is aligned identically in both.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 
-from .. import samplers, schedules
+from .. import generation, samplers, schedules
 from ..mel import MelSpec
 from ..objectives import Denoiser
 from .base import Vocoder
@@ -77,10 +75,7 @@ class DiffusionVocoder(Vocoder):
         B, _, frames = mel.shape
         g = generator if generator is not None else torch.Generator().manual_seed(self.seed)
         noise = samplers.randn((B, 1, frames * self.mel.hop_length), mel.device, generator=g)
-        ctx = nullcontext()
-        if self.autocast and mel.is_cuda:
-            ctx = torch.autocast("cuda", dtype=torch.bfloat16)
-        with ctx:
-            wav = samplers.sample(self.denoiser, noise, self.sigmas(), method=self.sampler, progress=False,
-                                  local=mel.float())
+        dtype = torch.bfloat16 if self.autocast and mel.is_cuda else None
+        wav = generation.generate(self.denoiser, noise, self.sigmas(), self.sampler, cond={"local": mel.float()},
+                                  dtype=dtype)
         return wav.float()

@@ -13,6 +13,7 @@ from audiodiff.conditions import Vocabulary, VocabularyError
 from audiodiff.data import build_dataset
 from audiodiff.data.base import crop_rng
 from audiodiff.data.collate import collate, split_batch
+from audiodiff.representations import Mel
 from audiodiff.data.manifest import read_manifest
 from audiodiff.data.mel_dataset import MelDataset
 from audiodiff.data.sampler import EpochSampler
@@ -225,7 +226,7 @@ def test_split_batch_computes_the_mel_of_a_waveform_batch(ramp_entries):  # was 
     mel = MelSpec(sample_rate=16000, n_fft=256, hop_length=64, n_mels=20)
     b = collate([WaveformDataset(ramp_entries, 16000, segment_samples=1024, conditions={"pitch": "pitch"})[i]
                  for i in range(3)])
-    x0, cond = split_batch(b, "mel", mel)
+    x0, cond = split_batch(b, Mel(mel))
     assert x0.shape == (3, 1, 20, mel.frames(1024)) and "audio" not in cond
     torch.testing.assert_close(x0[:, 0], mel(b["audio"][:, 0]))
     assert torch.equal(cond["pitch"], b["pitch"])

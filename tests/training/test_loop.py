@@ -102,12 +102,12 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted(tmp_path):
 def test_nan_guard_skips_then_stops_with_clear_message(tmp_path, monkeypatch):
     from audiodiff import objectives
 
-    real = objectives.Denoiser.loss
+    real = objectives.TrainingObjective.loss
 
-    def bad_loss(self, x0, **kw):
-        return real(self, x0, **kw) * float("nan")
+    def bad_loss(self, denoiser, x0, **kw):
+        return real(self, denoiser, x0, **kw) * float("nan")
 
-    monkeypatch.setattr(objectives.Denoiser, "loss", bad_loss)
+    monkeypatch.setattr(objectives.TrainingObjective, "loss", bad_loss)
     with pytest.raises(runtime.TrainingError, match="non-finite steps in a row"):
         loop.train(tiny_cfg(tmp_path / "nan", steps=10, max_bad_steps=3))
     assert not list_checkpoints(tmp_path / "nan")

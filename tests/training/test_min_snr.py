@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from audiodiff import objectives
-from audiodiff.objectives import Denoiser
+from audiodiff.objectives import TrainingObjective, precond
 from audiodiff.training import loop, runtime
 from tests.helpers import tiny_cfg
 
@@ -35,8 +35,9 @@ def batch():
 def test_weighted_loss_is_min_snr_times_the_x0_error(p):
     """Read in x0 space, every item's loss is min(SNR, gamma) * |D(x, sigma) - x0|^2 with SNR = 1 / sigma^2."""
     x0, noise, sigma = batch()
-    den = Denoiser(Wobbly(), p, min_snr_gamma=5.0).eval()
-    got = den.loss(x0, sigma=sigma, noise=noise, reduce=False)
+    den = precond.Denoiser(Wobbly(), p).eval()
+    obj = TrainingObjective(min_snr_gamma=5.0, parameterization=p)
+    got = obj.loss(den, x0, sigma=sigma, noise=noise, reduce=False)
     with torch.no_grad():
         x0_err = (den(x0 + sigma.reshape(-1, 1, 1) * noise, sigma) - x0).pow(2).flatten(1).mean(1)
     snr = 1 / sigma.double() ** 2
@@ -53,29 +54,37 @@ def test_weights_match_the_papers_forms():
     torch.testing.assert_close(m, torch.tensor([5.0, 4.0, 1.0, 1 / 9], dtype=torch.float64))
     want = {"eps": m / snr, "v": m / (snr + 1), "x0": m}
     for p, w in want.items():
-        got = Denoiser(nn.Identity(), p, min_snr_gamma=g).loss_weight(sigma.float())
+        obj = TrainingObjective(min_snr_gamma=g, parameterization=p)
+        got = obj.loss_weight(precond.Denoiser(nn.Identity(), p), sigma.float())
         torch.testing.assert_close(got.double(), w, rtol=1e-5, atol=1e-7)
-    assert Denoiser(nn.Identity(), "eps", min_snr_gamma=g).loss_weight(torch.tensor([0.1])).item() == pytest.approx(0.05)
+    obj = TrainingObjective(min_snr_gamma=g, parameterization="eps")
+    assert obj.loss_weight(precond.Denoiser(nn.Identity(), "eps"), torch.tensor([0.1])).item() == pytest.approx(0.05)
 
 
 @pytest.mark.parametrize("p", PARAMS)
 def test_off_is_the_plain_loss(p):
     x0, noise, sigma = batch()
-    net = Wobbly()
-    plain = Denoiser(net, p).loss(x0, sigma=sigma, noise=noise, reduce=False)
-    off = Denoiser(net, p, min_snr_gamma=None).loss(x0, sigma=sigma, noise=noise, reduce=False)
+    den = precond.Denoiser(Wobbly(), p)
+    plain = TrainingObjective(parameterization=p).loss(den, x0, sigma=sigma, noise=noise, reduce=False)
+    off = TrainingObjective(min_snr_gamma=None, parameterization=p).loss(den, x0, sigma=sigma, noise=noise,
+                                                                          reduce=False)
     assert torch.equal(plain, off) and bool((plain > 0).all())
     # eps with gamma above every SNR of the batch weighs each item by 1: the plain eps loss again
     if p == "eps":
-        big = Denoiser(net, p, min_snr_gamma=1e9).loss(x0, sigma=sigma, noise=noise, reduce=False)
+        big = TrainingObjective(min_snr_gamma=1e9, parameterization=p).loss(den, x0, sigma=sigma, noise=noise,
+                                                                            reduce=False)
         torch.testing.assert_close(big, plain)
 
 
 def test_bad_gamma_is_refused():
-    with pytest.raises(ValueError, match="min_snr_gamma must be null or a number > 0; got 0"):
-        Denoiser(nn.Identity(), "v", min_snr_gamma=0)
-    den = objectives.build(nn.Identity(), {"parameterization": "v", "min_snr_gamma": 5})
-    assert den.min_snr_gamma == 5.0
+    for refuse in (lambda: objectives.build(nn.Identity(), {"parameterization": "v", "min_snr_gamma": 0}),
+                   lambda: objectives.build_objective({"parameterization": "v", "min_snr_gamma": 0}),
+                   lambda: TrainingObjective(min_snr_gamma=0, parameterization="v")):
+        with pytest.raises(ValueError, match="min_snr_gamma must be null or a number > 0; got 0"):
+            refuse()
+    cfg = {"parameterization": "v", "min_snr_gamma": 5}
+    assert objectives.build(nn.Identity(), cfg).parameterization == "v"
+    assert objectives.build_objective(cfg).min_snr_gamma == 5.0
 
 
 def test_bad_gamma_in_a_run_names_the_setting(tmp_path):
@@ -100,16 +109,15 @@ def test_a_min_snr_run_trains_and_stores_gamma(tmp_path):
 
 @pytest.mark.parametrize("p", PARAMS)
 def test_the_split_objective_weighs_the_same(p):
-    """Min-SNR lives in the TrainingObjective (EDM2's split): on a bare precond.Denoiser it gives the same losses,
-    and its weight reads c_out from the denoiser it is given."""
-    from audiodiff.objectives import TrainingObjective, precond
-
+    """Min-SNR lives in the TrainingObjective (EDM2's split): built from config or directly it gives the same losses
+    on a bare precond.Denoiser, and its weight reads c_out from the denoiser it is given."""
     x0, noise, sigma = batch()
     net = Wobbly()
     obj = objectives.build_objective({"parameterization": p, "min_snr_gamma": 5.0})
     assert isinstance(obj, TrainingObjective) and obj.min_snr_gamma == 5.0
     pre = precond.Denoiser(net, p)
     got = obj.loss(pre, x0, sigma=sigma, noise=noise, reduce=False)
-    assert torch.equal(got, Denoiser(net, p, min_snr_gamma=5.0).loss(x0, sigma=sigma, noise=noise, reduce=False))
+    direct = TrainingObjective(min_snr_gamma=5.0, parameterization=p)
+    assert torch.equal(got, direct.loss(precond.Denoiser(net, p), x0, sigma=sigma, noise=noise, reduce=False))
     c_out = pre.scalings(sigma)[1]
     torch.testing.assert_close(obj.loss_weight(pre, sigma), (1 / sigma ** 2).clamp(max=5.0) * c_out ** 2)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import torch
 
-from audiodiff import models
+from audiodiff import models, representations
 from audiodiff.mel import MelSpec
 from audiodiff.pipeline import Pipeline
 from audiodiff.runs import vocoder as run_vocoders
@@ -35,7 +35,7 @@ def titles(fig):
 def test_waveform_samples_are_the_pipelines_and_follow_the_weights_in_place():
     ck = load_checkpoint(OLD_RUN, train_state=False)
     net = diffusion_net(ck).eval()
-    log = sample_logger(net, ck["meta"], None, "cpu", steps=2)
+    log = sample_logger(net, ck["meta"], representations.from_meta(ck["meta"]), "cpu", steps=2)
     for step in (4, 6):
         w = Writer()
         log(w, step)
@@ -60,7 +60,7 @@ def test_mel_samples_are_the_pipelines_and_the_vocoder_is_built_once(monkeypatch
             "sampler": {"method": "euler", "steps": 25}, "representation": "mel", "sample_rate": 8000,
             "segment_samples": 2000, "conditions": {}, "vocoder": {"name": "griffinlim", "n_iter": 4}}
     net = models.build(meta["model"]).eval()
-    log = sample_logger(net, meta, mel, "cpu", steps=2)
+    log = sample_logger(net, meta, representations.from_meta(meta, mel), "cpu", steps=2)
     writers = [Writer(), Writer()]
     log(writers[0], 2)
     log(writers[1], 4)

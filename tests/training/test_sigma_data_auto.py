@@ -6,12 +6,17 @@ import numpy as np
 import pytest
 import torch
 
+from audiodiff import representations
 from audiodiff.data.build import build_dataset
 from audiodiff.data.stats import model_space_rms
+from audiodiff.mel import MelSpec
 from audiodiff.runs.checkpoint import load_checkpoint
 from audiodiff.training import loop, runtime
 from tests.helpers import tiny_cfg, tiny_mel_cfg
 from tests.training.test_loop import losses
+
+WAVE = representations.Waveform(8000)  # the representations the items are measured in
+MEL = representations.Mel(MelSpec(sample_rate=8000, n_fft=256, hop_length=64, n_mels=8))
 
 
 class Constant(torch.utils.data.Dataset):
@@ -32,10 +37,10 @@ class Constant(torch.utils.data.Dataset):
 
 def test_rms_is_the_closed_form_over_evenly_spaced_items():
     amps = [0.1, 0.2, 0.3, 0.4, 0.5]
-    rms, n = model_space_rms(Constant(amps), "waveform", batch_size=2)
+    rms, n = model_space_rms(Constant(amps), WAVE, batch_size=2)
     assert n == 5 and rms == pytest.approx(float(np.sqrt(np.mean(np.square(amps)))), rel=1e-6)
     # 3 of 5 items: indices 0, 2, 4 (evenly spaced, first and last included)
-    rms3, n3 = model_space_rms(Constant(amps), "waveform", max_items=3)
+    rms3, n3 = model_space_rms(Constant(amps), WAVE, max_items=3)
     assert n3 == 3 and rms3 == pytest.approx(float(np.sqrt(np.mean(np.square([0.1, 0.3, 0.5])))), rel=1e-6)
 
 
@@ -50,7 +55,7 @@ def test_mel_offset_counts_in_the_rms():
             x[:, :, 1::2] -= 0.5
             return {"mel": x}
 
-    rms, _ = model_space_rms(Mel(), "mel")
+    rms, _ = model_space_rms(Mel(), MEL)
     assert rms == pytest.approx(0.61 ** 0.5, rel=1e-6)
 
 
@@ -58,15 +63,15 @@ def test_measuring_leaves_every_generator_where_it_was():
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
-    model_space_rms(Constant([0.1, 0.2, 0.3], draw=True), "waveform")
+    model_space_rms(Constant([0.1, 0.2, 0.3], draw=True), WAVE)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
 
 
 def test_silent_or_empty_data_is_refused():
     with pytest.raises(ValueError, match="sigma_data=auto.*empty"):
-        model_space_rms(Constant([]), "waveform")
+        model_space_rms(Constant([]), WAVE)
     with pytest.raises(ValueError, match="sigma_data=auto.*silent"):
-        model_space_rms(Constant([0.0, 0.0]), "waveform")
+        model_space_rms(Constant([0.0, 0.0]), WAVE)
 
 
 @pytest.mark.parametrize("make", [tiny_cfg, tiny_mel_cfg], ids=["waveform", "mel"])
@@ -77,11 +82,7 @@ def test_auto_run_stores_the_number_and_trains_like_the_number(tmp_path, make):
     stored = load_checkpoint(tmp_path / "auto")["meta"]["objective"]["sigma_data"]
     cfg = make(tmp_path / "x", steps=2)
     data = build_dataset(cfg["data"], split="train", seed=0)
-    mel = None
-    if cfg["data"].get("representation") == "mel":
-        from audiodiff.mel import MelSpec
-        mel = MelSpec(**cfg["data"]["mel"])
-    rms, _ = model_space_rms(data["dataset"], cfg["data"].get("representation", "waveform"), mel)
+    rms, _ = model_space_rms(data["dataset"], representations.from_data(cfg["data"]))
     assert isinstance(stored, float) and stored == round(rms, 4)
     assert 0.01 < stored < 2.0
     given = make(tmp_path / "given", steps=2)

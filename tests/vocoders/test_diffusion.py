@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from audiodiff import schedules
+from audiodiff import objectives, schedules
 from audiodiff.mel import MelSpec
 from audiodiff.vocoders.diffusion import DiffusionVocoder
 
@@ -43,16 +43,17 @@ def test_denoiser_loss_falls_on_one_clip():
     sigma = torch.full((4,), 0.05)
     noise = torch.randn(4, 1, wav.shape[-1], generator=torch.Generator().manual_seed(1))
     batch, local = wav.expand(4, -1, -1), mel.expand(4, -1, -1)
+    objective = objectives.build_objective(voc.objective_cfg)  # the training objective, apart from the denoiser
     with torch.no_grad():
-        first = float(voc.denoiser.loss(batch, sigma, noise, local=local))
+        first = float(objective.loss(voc.denoiser, batch, sigma, noise, local=local))
     opt = torch.optim.Adam(voc.parameters(), lr=2e-3)
     for _ in range(30):
-        loss = voc.denoiser.loss(batch, sigma, noise, local=local)
+        loss = objective.loss(voc.denoiser, batch, sigma, noise, local=local)
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
-        assert float(voc.denoiser.loss(batch, sigma, noise, local=local)) < 0.5 * first
+        assert float(objective.loss(voc.denoiser, batch, sigma, noise, local=local)) < 0.5 * first
 
 
 def test_bad_settings_are_named():

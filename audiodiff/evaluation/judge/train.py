@@ -25,6 +25,7 @@ from audiodiff.mel import MelSpec
 
 from ...conditions import ConditionError, ConditionSpec, Vocabulary, label_fields_of
 from ...errors import UsageError
+from ...training import tasks
 from ...training.runtime import Attr
 from .model import Judge
 from .net import JudgeError, JudgeNet, default_mel, fit_length
@@ -245,7 +246,7 @@ def train_judge(manifest, label: str, out_dir=None, sample_rate: int | None = 16
                 epochs: int = 30, valid_fraction: float = 0.1, seed: int = 0, device=None,
                 batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 1e-2, gain_db: float = 6.0,
                 channels: Sequence[int] = (16, 32, 64, 128), hidden: int = 128, dropout: float = 0.2,
-                mel: MelSpec | None = None, progress: bool = False) -> tuple[Judge, dict]:
+                mel: MelSpec | None = None, progress: bool = False, hooks: dict | None = None) -> tuple[Judge, dict]:
     """Train a judge on real recordings and report its held-out accuracy.
 
     The manifest is split with `audiodiff.data.manifest.split_manifest(valid_fraction, seed)`; the judge trains on
@@ -338,7 +339,7 @@ def train_judge(manifest, label: str, out_dir=None, sample_rate: int | None = 16
                "keep_checkpoints": 1, "log_every": per_epoch, "progress": progress}
     config = {"task": "judge", "manifest": str(manifest) if isinstance(manifest, (str, Path)) else None,
               "epochs": epochs, **{k: v for k, v in settings.items() if k != "mel"}}
-    with Runtime(out_dir, runtime, kind="judge", config=config) as rt:
+    with Runtime(out_dir, runtime, kind="judge", config=config, hooks=hooks) as rt:
         net = JudgeNet(**net_cfg).to(rt.device)  # built after the runtime seeded torch with `seed`
         judge = Judge(net, mel, labels, label, seconds, net_cfg)
         task = JudgeTask(rt, judge, clips_train, y_train, gain_db, lr, weight_decay, settings, epochs, progress)
@@ -378,3 +379,20 @@ def train_judge(manifest, label: str, out_dir=None, sample_rate: int | None = 16
             {"seed": seed, "valid_fraction": valid_fraction, "train": [e["path"] for e in train_e],
              "valid": [e["path"] for e in valid_e]}, indent=2))
     return judge, report
+
+
+# ---------------------------------------------------------------------------- the task registry
+def _train_from_config(cfg: dict, hooks: dict | None = None):
+    """`{"task": "judge", "data": manifest, "label": field, "out": folder, ...train_judge's settings}` -> the folder."""
+    args = {k: v for k, v in cfg.items() if k != "task"}
+    missing = [k for k in ("data", "label") if k not in args]
+    if missing:
+        raise JudgeUsageError(f"a judge config needs {missing}; allowed keys: data, label, out and the settings of "
+                              "audiodiff evaluate train-judge")
+    out = args.pop("out", None)
+    train_judge(args.pop("data"), args.pop("label"), out, hooks=hooks, **args)
+    return None if out is None else Path(out)
+
+
+tasks.register(tasks.TaskEntry("judge", "judge", resolve=dict, train=_train_from_config,
+                               about="a classifier of real recordings that scores generated ones (evaluation/judge)"))
