@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import representations
-from ..conditions import FILE_FIELDS
+from ..conditions import label_fields_of
 from ..errors import UsageError
 
 AUTO = "auto"
@@ -94,20 +94,11 @@ def _auto_conditions(entries: list[dict]) -> tuple[dict, list[str]]:
                          "condition (needs at least 2, and at most half as many as files)")
     if all(isinstance(e.get(PITCH_FIELD), numbers.Real) and not isinstance(e.get(PITCH_FIELD), bool) for e in entries):
         conds["pitch"] = PITCH_FIELD
-    others = [f for f in _fields(entries) if f not in conds.values()]
+    others = [f for f in label_fields_of(entries) if f not in conds.values()]
     if others:
         notes.append(f"other fields {others} are not conditions (data.conditions={{labels:{others[0]}}} would "
                      "use one)")
     return conds, notes
-
-
-def _fields(entries: list[dict]) -> list[str]:
-    seen: dict[str, None] = {}
-    for e in entries:
-        for k in e:
-            if k not in FILE_FIELDS:
-                seen[k] = None
-    return list(seen)
 
 
 def plan_data(data: dict, model: dict, entries: list[dict] | None = None) -> tuple[dict, list[str]]:
