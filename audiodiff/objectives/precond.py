@@ -14,11 +14,16 @@ the function `(sigma, sigma_data) -> (c_skip, c_out, c_in)`:
 | `v` (Salimans & Ho 2022) | 1/(sigma^2+1) | -sigma/sqrt(sigma^2+1) | 1/sqrt(sigma^2+1) | v = alpha*eps - sigma_vp*x0 |
 | `x0` | 0 | 1 | 1/sqrt(sigma^2+sd^2) | the clean signal |
 | `edm` | sd^2/(sigma^2+sd^2) | sigma*sd/sqrt(sigma^2+sd^2) | 1/sqrt(sigma^2+sd^2) | EDM's F |
+| `flow` (rectified flow, Liu et al. 2023; Lipman et al. 2023) | 1/(1+sigma) | -sigma/(1+sigma) | 1/(1+sigma) | velocity noise - x0 |
 
 For `eps` and `v` the input `c_in * x` is exactly the VP-diffused sample `sqrt(abar) x0 + sqrt(1-abar) eps`.
-Flow matching is one more entry: with `t = sigma / (1 + sigma)` the flow's interpolation `(1 - t) x0 + t noise` is
-`x / (1 + sigma)`, so a velocity-predicting network has `c_skip = c_in = 1/(1+sigma)`, `c_out = -sigma/(1+sigma)`
-(``tests/test_objective_extension.py`` registers it from the test file alone). The network always receives
+Flow matching (`flow`): with `t = sigma / (1 + sigma)` the flow's straight interpolation `(1 - t) x0 + t noise` is
+`x / (1 + sigma)`, so a network predicting the velocity `noise - x0` has `c_skip = c_in = 1/(1+sigma)`,
+`c_out = -sigma/(1+sigma)`; an Euler step in sigma on `x` is then exactly the flow's Euler step in `t` on the
+interpolation (tests/test_objectives.py). Its training noise levels are SD3's logit-normal timesteps (Esser et al.
+2024): `logit(t) ~ N(m, s^2)` is `log(sigma) ~ N(m, s^2)`, the `lognormal` distribution with `p_mean = m`,
+`p_std = s`, and SD3's timestep shift `t -> shift t / (1 + (shift - 1) t)` is `sigma -> shift * sigma`, i.e.
+`p_mean = m + log(shift)` (configs/objective/flow.yaml). The network always receives
 `c_noise = log(sigma) / 4` (EDM's choice), which is continuous, so a model trained on discrete VP timesteps is sampled
 with any schedule.
 """
@@ -68,12 +73,18 @@ def _edm(s: torch.Tensor, sd: float):
     return sd ** 2 / (s ** 2 + sd ** 2), s * sd * (s ** 2 + sd ** 2).rsqrt(), (s ** 2 + sd ** 2).rsqrt()
 
 
+def _flow(s: torch.Tensor, sd: float):
+    c_in = 1 / (1 + s)
+    return c_in, -s * c_in, c_in
+
+
 # The registry: a new parameterisation is a new entry (PARAMETERIZATIONS["name"] = Parameterization(...)).
 PARAMETERIZATIONS: dict[str, Parameterization] = {
     "eps": Parameterization(_eps, "vp_linear", "the noise (Ho et al. 2020)"),
     "v": Parameterization(_v, "vp_cosine", "v = alpha * eps - sigma_vp * x0 (Salimans & Ho 2022)"),
     "x0": Parameterization(_x0, "lognormal", "the clean signal"),
     "edm": Parameterization(_edm, "lognormal", "EDM's F (Karras et al. 2022)"),
+    "flow": Parameterization(_flow, "lognormal", "the velocity noise - x0 of the straight path (rectified flow)"),
 }
 
 
