@@ -190,7 +190,7 @@ def test_cond_drop_in_training_only():
 
 
 def test_bad_settings_raise_naming_allowed():
-    with pytest.raises(ValueError, match=r"allowed: \('eps', 'v', 'x0', 'edm'\)"):
+    with pytest.raises(ValueError, match=r"allowed: \('eps', 'v', 'x0', 'edm', 'flow'\)"):
         Denoiser(nn.Identity(), "score")
     with pytest.raises(ValueError, match=r"noise_dist 'uniform'; allowed: \('lognormal', 'vp_linear', 'vp_cosine'\)"):
         objectives.build(nn.Identity(), {"parameterization": "edm", "noise_dist": "uniform"})
@@ -372,7 +372,7 @@ def test_the_two_objects_and_their_builders():
         TrainingObjective("uniform")
     with pytest.raises(ValueError, match=r"min_snr_gamma must be null or a number > 0; got -1"):
         TrainingObjective(min_snr_gamma=-1)
-    with pytest.raises(ValueError, match=r"allowed: \('eps', 'v', 'x0', 'edm'\)"):
+    with pytest.raises(ValueError, match=r"allowed: \('eps', 'v', 'x0', 'edm', 'flow'\)"):
         precond.Denoiser(nn.Identity(), "score")
     with pytest.raises(ValueError, match="sigma_data='auto' must be resolved"):
         precond.Denoiser(nn.Identity(), "edm", "auto")
@@ -383,7 +383,7 @@ def test_the_two_objects_and_their_builders():
     pre = precond.Denoiser(lambda x, c: x, "v", 0.3)
     assert TrainingObjective("lognormal").loss(pre, x0, generator=torch.Generator().manual_seed(0)) >= 0
     # registries are tables; a caller may test membership and list names as before
-    assert list(objectives.PARAMETERIZATIONS) == PARAMS and "edm" in objectives.PARAMETERIZATIONS
+    assert list(objectives.PARAMETERIZATIONS) == PARAMS + ["flow"] and "edm" in objectives.PARAMETERIZATIONS
     assert list(objectives.NOISE_DISTRIBUTIONS) == ["lognormal", "vp_linear", "vp_cosine"]
 
 
