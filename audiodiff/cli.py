@@ -5,6 +5,7 @@ Commands:
   finetune   from a trained run:       audiodiff finetune data.manifest=my_wavs/m.jsonl train.init_from=runs/tones
   generate   WAVs from a run:          audiodiff generate run=runs/tones n=4 labels=[60,62,64,65] out=samples/x seed=0
   prepare    a manifest from a folder: audiodiff prepare source=my_wavs/ out=my_wavs/manifest.jsonl
+  distill    a few-step student:       audiodiff distill run=runs/fsdd_mel steps=4
   evaluate   judges and reports:       audiodiff evaluate generated=samples/x
   config     the config, printed only: audiodiff config experiment=fsdd
   serve      a local web page to generate from a run (see `audiodiff serve --help`)
@@ -28,7 +29,7 @@ from pathlib import Path
 from .config import _hydra_compose, _override_key, compose, config_dir, config_groups
 from .errors import AudiodiffError, UsageError
 
-COMMANDS = ("train", "finetune", "generate", "prepare", "evaluate", "config", "serve")
+COMMANDS = ("train", "finetune", "generate", "prepare", "evaluate", "config", "serve", "distill")
 HELP_FLAGS = ("-h", "--help")
 DEBUG_FLAG = "--debug"
 REQUIRED = object()  # the default of a key that must be given
@@ -156,6 +157,15 @@ PREPARE_KEYS: dict[str, tuple[str, object, str]] = {
     "extensions": ("list", None, "file extensions to take from a folder, e.g. [.wav,.flac]"),
     "max_fail_fraction": ("number", 0.5, "fail when more than this share of the files is left out"),
 }
+DISTILL_KEYS: dict[str, tuple[str, object, str]] = {
+    "run": ("path", REQUIRED, "the teacher: a diffusion run or a shipped base"),
+    "steps": ("value", 4, "the student's sampler steps (one network call each; guidance is distilled in)"),
+    "pairs": ("value", 2048, "teacher pairs (noise -> where the guided teacher's ODE lands), made once"),
+    "guidance": ("value", 2.0, "the teacher's guidance scale, distilled into the student"),
+    "teacher_steps": ("value", 25, "the teacher's sampler steps when it makes the pairs"),
+    "pair_seed": ("value", 0, "pair k draws its noise with seed pair_seed + k"),
+    "run_dir": ("path", None, "the student's run (default runs/<teacher>_distill<steps>)"),
+}
 EXAMPLES = {
     "train": "audiodiff train experiment=tones train.steps=2000",
     "finetune": "audiodiff finetune data.manifest=my_wavs/manifest.jsonl train.init_from=runs/tones "
@@ -163,6 +173,7 @@ EXAMPLES = {
     "config": "audiodiff config experiment=fsdd",
     "generate": "audiodiff generate run=runs/tones n=4 labels=[60,62,64,65] out=samples/x seed=0",
     "prepare": "audiodiff prepare source=my_wavs/ out=my_wavs/manifest.jsonl",
+    "distill": "audiodiff distill run=runs/fsdd_mel steps=4 train.max_seconds=300",
 }
 
 
@@ -323,6 +334,24 @@ def cmd_evaluate(args: list[str]) -> None:
         raise SystemExit(code)
 
 
+def cmd_distill(args: list[str]) -> None:
+    """`audiodiff distill run=R steps=4 [pairs=..] [guidance=..] [run_dir=..] [train.<key>=<value> ...]`."""
+    train_args = [a for a in args if a.split("=", 1)[0].startswith("train.")]
+    kv = parse_keys([a for a in args if a not in train_args], DISTILL_KEYS)
+    train = {}
+    for a in train_args:
+        key, text = a.split("=", 1)
+        train[key[len("train."):]] = parse_keys([f"v={text}"], {"v": ("value", None, "")})["v"]
+    cfg = {"task": "distill", "teacher": kv["run"], "student_steps": kv["steps"], "pairs": kv["pairs"],
+           "guidance": kv["guidance"], "teacher_steps": kv["teacher_steps"], "pair_seed": kv["pair_seed"],
+           "train": train}
+    if kv["run_dir"]:
+        cfg["run_dir"] = kv["run_dir"]
+    from .training import tasks
+
+    print(f"distilled: {tasks.train(cfg)}")
+
+
 def _serve():
     """`(cmd_serve, HELP)` of audiodiff/serve.py, imported only when `serve` is asked for."""
     try:
@@ -400,9 +429,12 @@ def help_training(cmd: str, args: list[str]) -> str:
 
 def help_keys(cmd: str) -> str:
     """--help of generate / prepare: the key table the argument check uses."""
-    keys = {"generate": GENERATE_KEYS, "prepare": PREPARE_KEYS}[cmd]
+    keys = {"generate": GENERATE_KEYS, "prepare": PREPARE_KEYS, "distill": DISTILL_KEYS}[cmd]
     what = {"generate": "Generate clips from a trained run; writes one WAV per clip and generated.jsonl into out.",
-            "prepare": "Build a JSONL manifest from a folder of audio, a CSV or a JSONL, listing skipped files."}[cmd]
+            "prepare": "Build a JSONL manifest from a folder of audio, a CSV or a JSONL, listing skipped files.",
+            "distill": "Distil a few-step student from a trained run (rectified-flow reflow on guided teacher "
+                       "pairs, training/distill.py); train.<key>=<value> sets its training (train --help lists "
+                       "them)."}[cmd]
     req = " ".join(f"{k}=<...>" for k, (_, d, _) in keys.items() if d is REQUIRED)
     rows = [("key", "default", "meaning")]
     rows += [(k, "(required)" if d is REQUIRED else _fmt(d), m) for k, (_, d, m) in keys.items()]
@@ -413,7 +445,7 @@ def help_keys(cmd: str) -> str:
 def command_help(cmd: str, args: list[str]) -> str:
     if cmd in ("train", "finetune", "config"):
         return help_training(cmd, [a for a in args if a not in HELP_FLAGS])
-    if cmd in ("generate", "prepare"):
+    if cmd in ("generate", "prepare", "distill"):
         return help_keys(cmd)
     if cmd == "evaluate":
         from .evaluation.cli import HELP
@@ -479,7 +511,7 @@ def _run(cmd: str | None, rest: list[str]) -> None:
         _check_options(cmd, rest)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     {"train": cmd_train, "finetune": cmd_finetune, "generate": cmd_generate, "prepare": cmd_prepare,
-     "evaluate": cmd_evaluate, "config": cmd_config, "serve": cmd_serve}[cmd](rest)
+     "evaluate": cmd_evaluate, "config": cmd_config, "serve": cmd_serve, "distill": cmd_distill}[cmd](rest)
 
 
 def main(argv: list[str] | None = None) -> None:

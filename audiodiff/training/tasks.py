@@ -11,9 +11,9 @@ the recipes reach. A task entry declares the protocol every trainer follows:
 
 Inside, each trainer is a task object for the runtime (`DiffusionTask`, `VocoderTask`, `JudgeTask`: its
 `dataset`, `stateful`, `step`, `weights`, ...; runtime.py's docstring). The diffusion model and the vocoders are
-registered here; the judge registers itself from `audiodiff.evaluation.judge.train` (evaluation builds on
-training, never the other way), so :func:`get` names it once that module is imported (`audiodiff evaluate
-train-judge` does). A distilled student is the next entry.
+registered here, and the distilled student (`distill`, training/distill.py); the judge registers itself from
+`audiodiff.evaluation.judge.train` (evaluation builds on training, never the other way), so :func:`get` names it
+once that module is imported (`audiodiff evaluate train-judge` does).
 """
 from __future__ import annotations
 
@@ -101,7 +101,21 @@ def _vocoder_resolve(cfg):
     return resolve_config(cfg)
 
 
+def _distill_train(cfg, hooks=None):
+    from .distill import train_distill
+
+    return train_distill(cfg, hooks=hooks)
+
+
+def _distill_resolve(cfg):
+    from .distill import resolve_config
+
+    return resolve_config(cfg)
+
+
 register(TaskEntry("diffusion", "diffusion", _diffusion_resolve, _diffusion_train,
                    "a waveform or mel diffusion model (training/loop.py)"))
 register(TaskEntry("vocoder", "vocoder", _vocoder_resolve, _vocoder_train,
                    "a neural (GAN) or diffusion vocoder (training/vocoder.py)"))
+register(TaskEntry("distill", "diffusion", _distill_resolve, _distill_train,
+                   "a few-step student of a teacher run, guidance distilled into it (training/distill.py)"))

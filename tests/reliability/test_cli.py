@@ -131,6 +131,8 @@ def _check_parses(argv):
     if cmd == "--version":
         assert not args
         return {}
+    if cmd == "distill":
+        return cli.parse_keys([a for a in args if not a.startswith("train.")], cli.DISTILL_KEYS)
     raise AssertionError(f"unknown documented command {argv}")
 
 
@@ -351,7 +353,7 @@ def test_hydra_error_real_command():
 def test_unknown_command_and_option(capsys):
     code, _, err = main_exit(capsys, ["trian"])
     assert code == 2 and _lines(err) == ["audiodiff: error: unknown command 'trian'; allowed: train, finetune, "
-                                         "generate, prepare, evaluate, config, serve"]
+                                         "generate, prepare, evaluate, config, serve, distill"]
     code, _, err = main_exit(capsys, ["generate", "--force"])
     assert code == 2
     assert_one_line(err, "generate", "'--force'", "--help")

@@ -58,10 +58,23 @@ def _judge(shared_data, run):
     return run, run / "judge.safetensors"
 
 
+def _distill(shared_data, run):
+    """A 2-step student of a tiny teacher (made once beside the run), its pairs made before the first step."""
+    from audiodiff.training import distill, loop
+
+    teacher = run.parent / "teacher"
+    if not (teacher / "checkpoints").is_dir():
+        loop.train(tiny_cfg(teacher, steps=2))
+    distill.train_distill({"teacher": str(teacher), "run_dir": str(run), "pairs": 12, "teacher_steps": 3,
+                           "student_steps": 2, "train": {"steps": 6, "ckpt_every": 2, "batch_size": 4,
+                                                         "log_every": 1, "progress": False}})
+    return run, resolve(run) / "ema.safetensors"
+
+
 TASKS = {"diffusion": _diffusion, "gan_vocoder": _vocoder(), "diffusion_vocoder": _vocoder(DIFFUSION_VOCODER,
                                                                                             ema_decay=0.9),
-         "judge": _judge}
-CKPT_EVERY = {"diffusion": 2, "gan_vocoder": 2, "diffusion_vocoder": 2, "judge": 4}
+         "judge": _judge, "distill": _distill}
+CKPT_EVERY = {"diffusion": 2, "gan_vocoder": 2, "diffusion_vocoder": 2, "judge": 4, "distill": 2}
 
 
 def rows(run) -> dict:
@@ -190,9 +203,9 @@ def test_one_task_registry_dispatches_every_trained_thing(tmp_path, monkeypatch)
     from audiodiff.training import tasks
     from tests.helpers import tiny_cfg
 
-    assert {"diffusion", "vocoder", "judge"} <= set(tasks.TASKS)
+    assert {"diffusion", "vocoder", "judge", "distill"} <= set(tasks.TASKS)
     assert {e.kind for e in tasks.TASKS.values()} >= {"diffusion", "vocoder", "judge"}
-    with pytest.raises(UsageError, match=r"task='distil' is not a task; allowed: \['diffusion', 'judge', 'vocoder'"):
+    with pytest.raises(UsageError, match=r"task='distil' is not a task; allowed: \['diffusion', 'distill', 'judge', 'vocoder'"):
         tasks.train({"task": "distil"})
     seen = []
     run = tasks.train(tiny_cfg(tmp_path / "run", steps=2),
