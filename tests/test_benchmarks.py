@@ -204,3 +204,21 @@ def test_pitch_ceiling_reads_real_notes_per_pitch(tmp_path):
     assert out["full"]["accuracy"] == pytest.approx(0.75)
     assert sorted(out["range"]["per_pitch"]) == [60, 67] and out["range"]["accuracy"] == 1.0
     assert json.loads((tmp_path / "c.json").read_text())["range"]["pitch_range"] == [60, 70]
+
+
+def test_nfe_quality_counts_network_calls_per_clip():
+    """NFE = network calls per clip: Heun spends two a step (one on the last), guidance doubles each call."""
+    N = _module("nfe_quality")
+
+    assert [N.steps_for("euler", n, guided=False) for n in (1, 2, 4)] == [1, 2, 4]
+    assert [N.steps_for("euler", n, guided=True) for n in (1, 2, 4, 8)] == [None, 1, 2, 4]
+    assert [N.steps_for("heun", n, guided=False) for n in (1, 2, 3, 4, 7)] == [1, None, 2, None, 4]
+    assert N.steps_for("heun", 8, guided=True) is None and N.steps_for("heun", 6, guided=True) == 2
+    rows = [{"schedule": "karras", "sampler": "euler", "nfe": 4, "steps": 2, "score": 0.9, "frechet_distance": 90.0,
+             "clips_per_second": 50.0},
+            {"schedule": "karras", "sampler": "heun", "nfe": 8, "steps": 2, "score": 0.95, "frechet_distance": 80.0,
+             "clips_per_second": 30.0}]
+    best = N.best_at(rows, (4, 8))
+    assert best["4"]["sampler"] == "euler" and best["8"]["sampler"] == "heun"
+    md = N.markdown({"primary": "accuracy", "rows": rows, "best": best})
+    assert "| karras | heun | 8 | 2 | 0.950 | 80.0 | 30.0 |" in md
