@@ -162,7 +162,7 @@ DISTILL_KEYS: dict[str, tuple[str, object, str]] = {
     "steps": ("value", 4, "the student's sampler steps (one network call each; guidance is distilled in)"),
     "pairs": ("value", 2048, "teacher pairs (noise -> where the guided teacher's ODE lands), made once"),
     "guidance": ("value", 2.0, "the teacher's guidance scale, distilled into the student"),
-    "teacher_steps": ("value", 25, "the teacher's sampler steps when it makes the pairs"),
+    "teacher_steps": ("value", 16, "the teacher's sampler steps when it makes the pairs"),
     "pair_seed": ("value", 0, "pair k draws its noise with seed pair_seed + k"),
     "run_dir": ("path", None, "the student's run (default runs/<teacher>_distill<steps>)"),
 }
