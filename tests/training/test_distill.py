@@ -77,4 +77,4 @@ def test_distill_settings_are_checked():
     with pytest.raises(Exception, match=r"unknown distill settings \['stepz'\]"):
         distill.resolve_config({"teacher": "runs/x", "stepz": 4})
     cfg = distill.resolve_config({"teacher": "runs/fsdd_mel/", "student_steps": 4})
-    assert cfg["run_dir"] == "runs/fsdd_mel_distill4" and cfg["train"]["lr"] == 1e-4
+    assert cfg["run_dir"] == "runs/fsdd_mel_distill4" and cfg["train"]["lr"] == 2e-4
