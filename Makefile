@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,web]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,web,metrics]'
 	$(BIN)/python -c "import audiodiff._check as c; c.check_torch_pair()"
 	touch $(STAMP)
 

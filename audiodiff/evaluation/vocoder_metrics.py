@@ -2,7 +2,8 @@
 
 - The spectral distances (mel L1, multi-resolution STFT distance, log-spectral distance) are in
   :mod:`audiodiff.losses`, where the vocoder trainer reads them too; :func:`resynthesis_metrics` reports them.
-- PESQ (ITU-T P.862) through the optional `pesq` package; None when it is not installed.
+- PESQ (ITU-T P.862) through the optional `pesq` package, STOI and ESTOI through `pystoi`
+  (`pip install audiodiff[metrics]`); None when the package is not installed.
 - Speed: :func:`real_time_factor`.
 
 Waveforms are `(B, T)`, `(B, 1, T)` or `(T,)`. Reference and estimate may differ in length by at most
@@ -41,6 +42,27 @@ def pesq_score(ref, est, sample_rate: int, mode: str | None = None) -> float | N
     return float(sum(_pesq(target, a, b, mode) for a, b in zip(r, e)) / len(r))
 
 
+STOI_MIN_SECONDS = 0.4  # pystoi's 384 ms analysis segments: a shorter clip has none (it warns and returns 1e-5)
+
+
+def stoi_score(ref, est, sample_rate: int, extended: bool = False) -> float | None:
+    """Mean STOI (Taal et al. 2011) or, with `extended`, ESTOI (Jensen & Taal 2016) over the batch, in [0, 1].
+
+    None when the `pystoi` package is not installed or a clip is shorter than `STOI_MIN_SECONDS` (after removing
+    silent frames pystoi would have no segment to score). pystoi resamples to 10 kHz itself.
+    """
+    try:
+        from pystoi import stoi as _stoi
+    except ImportError:
+        return None
+    ref, est = align(ref, est)
+    r = ref.detach().cpu().double().reshape(-1, ref.shape[-1]).numpy()
+    e = est.detach().cpu().double().reshape(-1, est.shape[-1]).numpy()
+    if r.shape[-1] < STOI_MIN_SECONDS * sample_rate:
+        return None
+    return float(sum(_stoi(a, b, sample_rate, extended=extended) for a, b in zip(r, e)) / len(r))
+
+
 def _sync(device) -> None:
     if device is not None and torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
@@ -71,10 +93,14 @@ def real_time_factor(fn: Callable[[], object], audio_seconds: float, repeats: in
 
 
 def resynthesis_metrics(ref, est, mel_spec, with_pesq: bool = True) -> dict:
-    """All distances of one batch as floats: `mel_l1`, `mrstft`, `lsd`, `pesq` (None without the package)."""
+    """All distances of one batch as floats: `mel_l1`, `mrstft`, `lsd`, `pesq`, `stoi`, `estoi` (each None
+    without its package; `stoi`/`estoi` also None for clips under `STOI_MIN_SECONDS`)."""
     out = resynthesis_distances(ref, est, mel_spec)
-    out["pesq"] = pesq_score(ref, est, mel_spec.sample_rate) if with_pesq else None
+    sr = mel_spec.sample_rate
+    out["pesq"] = pesq_score(ref, est, sr) if with_pesq else None
+    out["stoi"] = stoi_score(ref, est, sr) if with_pesq else None
+    out["estoi"] = stoi_score(ref, est, sr, extended=True) if with_pesq else None
     return out
 
 
-__all__ = ["pesq_score", "real_time_factor", "resynthesis_metrics"]
+__all__ = ["pesq_score", "real_time_factor", "resynthesis_metrics", "stoi_score"]

@@ -13,8 +13,9 @@ import torch
 
 from ..mel import MelContractError, MelSpec
 from .base import Vocoder
+from .pghi import pghi_phase
 
-PHASE_INITS = ("random", "zeros")
+PHASE_INITS = ("random", "zeros", "pghi")
 
 _PINV_CACHE: dict[tuple, torch.Tensor] = {}
 
@@ -74,7 +75,9 @@ def griffin_lim(magnitude: torch.Tensor, n_fft: int, hop_length: int, win_length
         n_iter: iterations (0 returns the initial phase's inverse).
         momentum: FGLA extrapolation, in [0, 1).
         length: output samples; default `frames * hop_length`. Must be at least `(frames - 1) * hop_length`.
-        init: initial phase, `random` (uniform, from `generator`; seeded 0 when None) or `zeros`.
+        init: initial phase, `random` (uniform, from `generator`; seeded 0 when None), `zeros`, or `pghi` (phase
+            from the magnitude's gradients, `audiodiff.vocoders.pghi`: far closer than either, so a few
+            iterations reach what random phase needs many for).
     Returns:
         `(B, length)` float32 waveform on `magnitude`'s device.
     """
@@ -104,7 +107,9 @@ def griffin_lim(magnitude: torch.Tensor, n_fft: int, hop_length: int, win_length
                        center=center, pad_mode=pad_mode, return_complex=True)
         return Y[..., :frames]  # a longer signal yields extra trailing frames: they are unconstrained
 
-    if init == "random":
+    if init == "pghi":
+        c = torch.polar(S, pghi_phase(S, n_fft, hop_length, win_length))
+    elif init == "random":
         g = generator if generator is not None else torch.Generator().manual_seed(0)
         phase = torch.rand((B, F, frames), generator=g, device=g.device) * (2 * math.pi)
         c = torch.polar(S, phase.to(dev))
@@ -127,7 +132,7 @@ class GriffinLimVocoder(Vocoder):
         n_iter: Griffin-Lim iterations (32 is the benchmark setting).
         momentum: FGLA momentum (Perraudin et al. 2013 use 0.99; 0 = plain Griffin-Lim).
         nnls_iters: multiplicative NNLS refinement steps after the clamped pseudo-inverse.
-        init: initial phase, `random` or `zeros`.
+        init: initial phase, `random`, `zeros` or `pghi` (phase-gradient integration: `audiodiff.vocoders.pghi`).
         seed: seed of the random initial phase (the output is deterministic for a given seed).
     """
 
