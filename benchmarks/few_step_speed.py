@@ -12,14 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None) -> dict:
     import torch
 
     from audiodiff import Pipeline
+    from nfe_quality import override_vocoder
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("teacher")
@@ -29,10 +34,13 @@ def main(argv=None) -> dict:
     p.add_argument("--per-class", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--student-vocoder", default=None, metavar="KEY=VALUE,...",
+                   help="the student's vocoder settings changed, e.g. init=pghi,n_iter=8 (the teacher keeps its own)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     teacher, student = (Pipeline.from_pretrained(r, device="cpu") for r in (args.teacher, args.student))
+    student_vocoder = override_vocoder(student, args.student_vocoder)
     labels = [v for v in teacher.vocab for _ in range(args.per_class)] if teacher.vocab else None
     n = len(labels) if labels else 200
     sides = {"teacher": (teacher, args.teacher_steps, args.guidance), "student": (student, None, None)}
@@ -53,7 +61,7 @@ def main(argv=None) -> dict:
     med = {k: statistics.median(v) for k, v in res.items()}
     out = {"teacher": args.teacher, "student": args.student, "teacher_steps": args.teacher_steps,
            "guidance": args.guidance, "student_steps": student.meta["sampler"]["steps"], "n": n,
-           "threads": args.threads, "clips_per_second_median": med, "all": res,
+           "threads": args.threads, "student_vocoder": student_vocoder, "clips_per_second_median": med, "all": res,
            "speedup_end_to_end": med["student_end_to_end"] / med["teacher_end_to_end"],
            "speedup_network": med["student_network"] / med["teacher_network"]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,27 @@ def steps_for(method: str, nfe: int, guided: bool) -> int | None:
     return calls
 
 
+def override_vocoder(pipe, spec: str | None):
+    """Replace a mel run's vocoder by the same one with `spec`'s settings changed (`"init=pghi,n_iter=8"`)."""
+    if not spec:
+        return None
+    import yaml
+
+    from audiodiff import vocoders
+
+    if pipe.vocoder is None:
+        raise SystemExit(f"--vocoder: {pipe.meta.get('name', 'this run')} is a waveform model; it has no vocoder")
+    try:
+        changes = {k.strip(): yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in spec.split(","))}
+    except ValueError:
+        raise SystemExit(f"--vocoder {spec!r}: expected KEY=VALUE pairs separated by commas") from None
+    cfg = {"name": pipe.vocoder.name, **pipe.vocoder.config(), **changes}
+    voc = vocoders.build(cfg, mel=pipe.mel).to(pipe.device).eval()
+    pipe.rep.with_vocoder(voc)
+    pipe.vocoder = voc
+    return cfg
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("ttq", help="a time_to_quality output folder (plan.json, ours/run)")
@@ -58,6 +79,8 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=50, help="clips per generation call")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--vocoder", default=None, metavar="KEY=VALUE,...",
+                   help="change the run's vocoder settings, e.g. init=pghi,n_iter=8 (Griffin-Lim from PGHI phase)")
     p.add_argument("--out", required=True, help="output path without extension")
     return p.parse_args(argv)
 
@@ -78,6 +101,7 @@ def main(argv=None) -> dict:
     labels = [a["labels"] for a in asked] if plan["label_field"] else None
     pitch = [a["pitch"] for a in asked] if plan["pitch"] else None
     pipe = Pipeline.from_pretrained(run, device="cpu")
+    vocoder_cfg = override_vocoder(pipe, args.vocoder)
     guided = pipe.condition is not None and args.guidance != 1.0
     sched_cfg = dict(pipe.meta.get("schedule") or {})
     rows = []
@@ -104,7 +128,8 @@ def main(argv=None) -> dict:
                       f"{metrics['score']:.3f}  FD {metrics.get('frechet_distance', float('nan')):.1f}  "
                       f"{row['clips_per_second']:.1f} clips/s", flush=True)
     result = {"run": str(run), "ttq": str(ttq), "primary": scorer.primary, "guidance": args.guidance,
-              "batch": args.batch, "threads": args.threads, "n": len(asked), "hardware": T._hardware(args.threads),
+              "batch": args.batch, "threads": args.threads, "n": len(asked),
+              "vocoder": vocoder_cfg or {"name": pipe.vocoder.name, **pipe.vocoder.config()} if pipe.vocoder else None, "hardware": T._hardware(args.threads),
               "command": " ".join(["benchmarks/nfe_quality.py", *(argv if argv is not None else sys.argv[1:])]),
               "rows": rows, "best": best_at(rows, (4, 8, 16, 32, 50))}
     out = Path(args.out)

@@ -1,15 +1,20 @@
-"""Vocoder benchmark: speed (x real time) and resynthesis quality on held-out speech; prints a table, writes JSON.
+"""Vocoder benchmark: resynthesis quality of held-out speech and music and speed (x real time); a table and JSON.
 
 Compares, in one run and on one device:
-- `griffinlim-32`: this package's Griffin-Lim (clamped pseudo-inverse + NNLS, fast GL with momentum 0.99, 32 iters);
+- Griffin-Lim variants (`--gl-variants`, INIT:ITERATIONS): this package's Griffin-Lim (clamped pseudo-inverse +
+  NNLS, fast GL with momentum 0.99) from random phase (`random:32` is the shipped vocoder, `random:100`) and from
+  phase-gradient integration (`pghi:0` is PGHI alone, `pghi:8` eight iterations after it);
 - `torchaudio-gl-32`: torchaudio's InverseMelScale + GriffinLim (momentum 0.99, 32 iters), a peer implementation;
 - `neural`: a trained Vocos-style vocoder (`--neural DIR`, a vocoder folder or a training run);
 - `diffusion`: a trained diffusion vocoder (`--diffusion DIR`).
 
-Quality: mel L1 (natural-log mel), multi-resolution STFT distance, log-spectral distance and PESQ (when the
-`pesq` package is installed) of each held-out utterance resynthesised from its own mel. The held-out
-utterances are the `valid` part of `split_manifest(entries, valid_fraction, split_seed)` with the values of
-`configs/experiment/<dataset>_vocoder.yaml`, i.e. exactly the clips the recipe's training never sees.
+Quality, per held-out clip resynthesised from its own mel: mel L1 (natural-log mel), multi-resolution STFT
+distance, log-spectral distance, PESQ (wide band at 16 kHz and above, narrow band below) and STOI / ESTOI (the
+`metrics` extra), and on the music contracts (piano, sax: the first `--seconds-music` of each held-out note) the pYIN
+pitch accuracy the music recipes score with, beside that of the real notes themselves. Speech: the `valid` part of
+`split_manifest(entries, valid_fraction, split_seed)` with the values of `configs/experiment/<dataset>_vocoder.yaml`
+(the clips the vocoder recipe never trains on); `--splits 3` adds two other splits and reports each metric's mean
+and spread (half the range), so that a difference can be read against it.
 
 Speed: a batch of `--batch` mels of `--seconds` seconds each (real held-out audio, tiled), median of
 `--repeats` timed calls after a warm-up; reported as seconds of audio per second of wall time.
@@ -23,8 +28,7 @@ bf16 autocast, our neural vocoder's inference mode) and DiffWave base (C=64, 30 
 network call per step) at 6 and 50 steps, next to our diffusion vocoder at the same numbers of steps. Ratios:
 neural / Vocos fp32, diffusion / DiffWave at equal steps, Griffin-Lim / torchaudio's.
 
-    python benchmarks/vocoders.py --data /work/shared/data --neural runs/ljspeech_vocoder/vocoder \
-        --out benchmarks/results/vocoders.json
+    python benchmarks/vocoders.py --data ../shared/data --splits 3 --no-speed-table --out benchmarks/results/phase.json
 """
 from __future__ import annotations
 
@@ -49,6 +53,26 @@ from audiodiff.mel import MelSpec  # noqa: E402
 from audiodiff.runs.vocoder import load_vocoder  # noqa: E402
 
 DATASETS = {"ljspeech_mini": "ljspeech_vocoder.yaml", "fsdd": "fsdd_vocoder.yaml"}
+# music: the note contracts of the piano and sax recipes; held-out notes are the first `--seconds-music` of each
+MUSIC = {"piano": "notes16k_128", "sax": "notes16k_80"}
+MUSIC_VALID_FRACTION = 0.1  # split k of the notes uses split seed k (the speech sets: the recipe's seed, then 1000 + k)
+# Griffin-Lim variants of the quality table: `init:iterations` (random phase 32 is the shipped vocoder)
+GL_VARIANTS = "random:32,random:100,pghi:0,pghi:8,pghi:16,pghi:32"
+
+
+def gl_variants(spec: str, mel: MelSpec, device) -> list[tuple[str, object]]:
+    """`[(label, vocoder)]` for `random:32,pghi:8,...`: our Griffin-Lim with that initial phase and iterations."""
+    out = []
+    for item in spec.split(","):
+        init, _, iters = item.partition(":")
+        if init not in ("random", "zeros", "pghi") or not iters.isdigit():
+            raise SystemExit(f"--gl-variants: {item!r} is not INIT:ITERATIONS with INIT in random, zeros, pghi")
+        label = f"griffinlim-{iters}" if init == "random" else (f"pghi" if iters == "0" else f"pghi+gl-{iters}")
+        if init == "zeros":
+            label = f"zeros+gl-{iters}"
+        out.append((label, vocoders.build({"name": "griffinlim", "n_iter": int(iters), "nnls_iters": 20,
+                                           "init": init}, mel=mel).to(device)))
+    return out
 
 
 class TorchaudioGriffinLim(torch.nn.Module):
@@ -89,10 +113,22 @@ def experiment_cfg(dataset: str) -> dict:
     return OmegaConf.to_container(compose([f"experiment={Path(DATASETS[dataset]).stem}"]), resolve=True)
 
 
-def held_out(data_root: Path, dataset: str, cfg: dict, max_utts: int) -> list[dict]:
+def held_out(data_root: Path, dataset: str, cfg: dict, max_utts: int, split_seed: int | None = None) -> list[dict]:
+    """The recipe's held-out clips (`split_seed` None: the recipe's own split; else another split of the data)."""
     entries = read_manifest(data_root / dataset / "manifest.jsonl")
-    _, valid = split_manifest(entries, cfg["data"]["valid_fraction"], cfg["data"]["split_seed"])
+    seed = cfg["data"]["split_seed"] if split_seed is None else split_seed
+    _, valid = split_manifest(entries, cfg["data"]["valid_fraction"], seed)
     return valid[:max_utts]
+
+
+def music_setup(data_root: Path, dataset: str, max_utts: int, split_seed: int) -> tuple[MelSpec, list[dict]]:
+    """A music contract and up to `max_utts` held-out notes (each with its MIDI `pitch`)."""
+    from omegaconf import OmegaConf
+
+    mel = MelSpec.from_dict(OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "mel" / f"{MUSIC[dataset]}.yaml")))
+    entries = [e for e in read_manifest(data_root / dataset / "manifest.jsonl") if "pitch" in e]
+    _, valid = split_manifest(entries, MUSIC_VALID_FRACTION, split_seed)
+    return mel, valid[:max_utts]
 
 
 def _sync(device):
@@ -100,17 +136,24 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def evaluate(voc, clips: list[torch.Tensor], device, with_pesq: bool) -> dict:
-    rows = []
+def evaluate(voc, clips: list[torch.Tensor], device, with_pesq: bool, pitches: list | None = None) -> dict:
+    """Mean resynthesis metrics over the clips; with `pitches` (MIDI), also the pYIN pitch accuracy of the
+    resynthesised notes (the same measure the music recipes score generations with)."""
+    rows, outs = [], []
     for wav in clips:
         wav = wav.to(device)[None]
         with torch.inference_mode():
             est = voc(voc.mel(wav))
         rows.append(VM.resynthesis_metrics(wav.float().cpu(), est.float().cpu(), voc.mel, with_pesq=with_pesq))
+        outs.append(est.float().cpu().reshape(-1)[: wav.shape[-1]].numpy())
     out = {}
     for k in rows[0]:
         vals = [r[k] for r in rows if r[k] is not None]
         out[k] = sum(vals) / len(vals) if vals else None
+    if pitches is not None:
+        from audiodiff.evaluation.pitch import pitch_accuracy
+
+        out["pitch_accuracy"] = pitch_accuracy(outs, voc.mel.sample_rate, pitches)["accuracy"]
     return out
 
 
@@ -240,10 +283,29 @@ def speed_table(a, device, batch: int, loaded: list, peers: list[str]) -> list[d
     return rows
 
 
+def summarise(per_split: list[dict]) -> dict:
+    """Per vocoder and metric: the mean over splits and the spread (half the range), None where unmeasured."""
+    out = {}
+    for name in per_split[0]["results"]:
+        out[name] = {}
+        for k, v in per_split[0]["results"][name].items():
+            if not isinstance(v, (int, float)) or k in ("params", "eval_wall_s"):
+                continue
+            vals = [s["results"][name].get(k) for s in per_split]
+            vals = [x for x in vals if x is not None]
+            if vals:
+                out[name][k] = {"mean": sum(vals) / len(vals), "spread": (max(vals) - min(vals)) / 2,
+                                "values": vals}
+    return out
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--datasets", nargs="+", default=[*DATASETS, *MUSIC], choices=[*DATASETS, *MUSIC])
+    p.add_argument("--splits", type=int, default=1, help="held-out splits (1: the recipe's; 3 for a spread)")
+    p.add_argument("--gl-variants", default=GL_VARIANTS, help="Griffin-Lim rows, INIT:ITERATIONS comma list")
+    p.add_argument("--seconds-music", type=float, default=2.0, help="the first seconds of each held-out note")
     p.add_argument("--neural", nargs="*", default=[], help="trained neural vocoder dirs (matched to a dataset by mel)")
     p.add_argument("--diffusion", nargs="*", default=[], help="trained diffusion vocoder dirs")
     p.add_argument("--device", default="auto")
@@ -275,39 +337,60 @@ def main(argv=None) -> dict:
                "torch": torch.__version__, "speed_batch": batch, "speed_seconds": a.seconds,
                "gl_iters": a.gl_iters, "datasets": {}}
     for ds in ([] if a.no_quality else a.datasets):
-        cfg = experiment_cfg(ds)
-        entries = held_out(a.data, ds, cfg, a.max_utts)
-        mel = MelSpec.from_dict(cfg["mel"])
-        cands = [(f"griffinlim-{a.gl_iters}", vocoders.build({"name": "griffinlim", "n_iter": a.gl_iters,
-                                                                 "nnls_iters": 20}, mel=mel).to(device)),
-                 (f"torchaudio-gl-{a.gl_iters}", TorchaudioGriffinLim(mel, a.gl_iters).to(device))]
-        for d, v in loaded:
-            if v.mel.sample_rate == mel.sample_rate:
-                cands.append((f"{v.name} ({Path(d).name if Path(d).name != 'vocoder' else Path(d).parent.name})", v))
-        rows = {}
-        for name, voc in cands:
-            clips = [_audio.load(e["path"], sample_rate=voc.mel.sample_rate)[0][0] for e in entries]
-            t0 = time.time()
-            q = evaluate(voc, clips, device, with_pesq=not a.no_pesq)
-            s = speed(voc, clips, batch, a.seconds, device, a.repeats)
-            rows[name] = {**q, "x_real_time": s["x_real_time"], "speed": s,
-                          "params": voc.num_parameters(), "mel": voc.mel.to_dict(), "eval_wall_s": time.time() - t0}
-        gl = rows[f"griffinlim-{a.gl_iters}"]["mrstft"]
-        for r in rows.values():
-            r["mrstft_vs_gl"] = r["mrstft"] / gl - 1
-        results["datasets"][ds] = {"held_out": [Path(e["path"]).name for e in entries], "results": rows}
+        per_split = []
+        for split in range(a.splits):
+            seed = None if split == 0 else 1000 + split  # split 0: the recipe's own held-out clips
+            if ds in MUSIC:
+                mel, entries = music_setup(a.data, ds, a.max_utts, split)
+                pitches = [e["pitch"] for e in entries]
+                seconds = a.seconds_music
+            else:
+                cfg = experiment_cfg(ds)
+                entries = held_out(a.data, ds, cfg, a.max_utts, seed)
+                mel = MelSpec.from_dict(cfg["mel"])
+                pitches, seconds = None, None
+            cands = gl_variants(a.gl_variants, mel, device)
+            cands.append((f"torchaudio-gl-{a.gl_iters}", TorchaudioGriffinLim(mel, a.gl_iters).to(device)))
+            for d, v in loaded:
+                if v.mel == mel:
+                    cands.append((f"{v.name} ({Path(d).name if Path(d).name != 'vocoder' else Path(d).parent.name})", v))
+            clips = [_audio.load(e["path"], sample_rate=mel.sample_rate)[0][0] for e in entries]
+            if seconds:
+                clips = [c[: int(seconds * mel.sample_rate)] for c in clips]
+            rows = {}
+            if pitches is not None:
+                from audiodiff.evaluation.pitch import pitch_accuracy
+
+                rows["real notes (no vocoder)"] = {"pitch_accuracy": pitch_accuracy(
+                    [c.numpy() for c in clips], mel.sample_rate, pitches)["accuracy"]}
+            for name, voc in cands:
+                t0 = time.time()
+                q = evaluate(voc, clips, device, with_pesq=not a.no_pesq, pitches=pitches)
+                rows[name] = {**q, "params": voc.num_parameters(), "eval_wall_s": time.time() - t0}
+                if split == 0:
+                    s = speed(voc, clips, batch, a.seconds, device, a.repeats)
+                    rows[name].update(x_real_time=s["x_real_time"], speed=s)
+                print(f"{ds} split {split} {name}: " + ", ".join(
+                    f"{k} {v:.3f}" for k, v in rows[name].items() if isinstance(v, float) and k != "eval_wall_s"),
+                    flush=True)
+            per_split.append({"held_out": [Path(e["path"]).name for e in entries], "mel": mel.to_dict(),
+                              "results": rows})
+        results["datasets"][ds] = {"splits": per_split, "summary": summarise(per_split)}
 
     print(f"device: {results['device']}")
     if results["datasets"]:
-        print(f"quality: held-out utterances; x real time: batch {batch} x {a.seconds:g} s")
-        head = f"{'dataset':14} {'vocoder':28} {'params':>8} {'mel L1':>7} {'MR-STFT':>8} {'vs GL':>7} {'LSD dB':>7} {'PESQ':>5} {'x real time':>12}"
-        print(head)
-        print("-" * len(head))
+        print(f"quality: held-out clips, mean over {a.splits} split(s) (+- half the range across splits); "
+              f"x real time: batch {batch} x {a.seconds:g} s")
+        cols = ["mel_l1", "mrstft", "lsd", "pesq", "stoi", "estoi", "pitch_accuracy", "x_real_time"]
+        print(f"{'dataset':14} {'vocoder':26} " + " ".join(f"{c:>15}" for c in cols))
         for ds, d in results["datasets"].items():
-            for name, r in d["results"].items():
-                pesq = f"{r['pesq']:.2f}" if r["pesq"] is not None else "-"
-                print(f"{ds:14} {name:28} {r['params'] / 1e6:7.2f}M {r['mel_l1']:7.3f} {r['mrstft']:8.3f} "
-                      f"{100 * r['mrstft_vs_gl']:+6.0f}% {r['lsd']:7.2f} {pesq:>5} {r['x_real_time']:12.1f}")
+            for name, r in d["summary"].items():
+                cells = []
+                for c in cols:
+                    m = r.get(c)
+                    cells.append(f"{'-':>15}" if m is None else
+                                 f"{m['mean']:9.3f}+-{m['spread']:<5.3f}" if m.get("spread") else f"{m['mean']:15.3f}")
+                print(f"{ds:14} {name:26} " + " ".join(cells))
     if not a.no_speed_table:
         print(f"\nside-by-side speed: batch {batch} x {a.seconds:g} s (ljspeech contract 22.05 kHz; Vocos at its 24 kHz)")
         rows = speed_table(a, device, batch, loaded, peers)

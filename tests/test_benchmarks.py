@@ -49,6 +49,31 @@ def test_vocoder_benchmark_speed_table_without_peers(shared_data, tmp_path):
     assert gl["speedup_vs_peer"] == pytest.approx(gl["x_real_time"] / rows[1]["x_real_time"])
 
 
+def test_vocoder_benchmark_quality_over_splits_with_pitch_on_music(shared_data, tmp_path):
+    """The quality table: Griffin-Lim variants on speech and on music notes, two held-out splits (each mean is the
+    mean of its splits' values, the spread half their range), PESQ/STOI on speech, pYIN pitch on the notes."""
+    out = tmp_path / "voc.json"
+    res = _module("vocoders").main(["--data", str(shared_data), "--datasets", "fsdd", "sax", "--max-utts", "2",
+                                    "--gl-variants", "random:2,pghi:2", "--splits", "2", "--no-speed-table",
+                                    "--batch", "1", "--seconds", "0.5", "--repeats", "1", "--out", str(out)])
+    fsdd, sax = res["datasets"]["fsdd"], res["datasets"]["sax"]
+    assert [list(s["results"]) for s in fsdd["splits"]] == [["griffinlim-2", "pghi+gl-2", "torchaudio-gl-32"]] * 2
+    assert fsdd["splits"][0]["held_out"] != fsdd["splits"][1]["held_out"]  # another split, other clips
+    for name, r in fsdd["summary"].items():
+        vals = [s["results"][name]["mrstft"] for s in fsdd["splits"]]
+        assert r["mrstft"]["mean"] == pytest.approx(sum(vals) / 2)
+        assert r["mrstft"]["spread"] == pytest.approx(abs(vals[0] - vals[1]) / 2)
+        assert 1.0 <= r["pesq"]["mean"] <= 4.7 and 0 < r["stoi"]["mean"] <= 1 and "pitch_accuracy" not in r
+        assert r["x_real_time"]["mean"] > 0  # timed on the first split
+    assert sax["summary"]["real notes (no vocoder)"]["pitch_accuracy"]["mean"] == 1.0  # sax notes are clean
+    assert 0 <= sax["summary"]["pghi+gl-2"]["pitch_accuracy"]["mean"] <= 1
+    # two iterations from phase-gradient integration beat two from random phase on speech (PESQ 4.0 vs 3.0 here)
+    assert fsdd["summary"]["pghi+gl-2"]["pesq"]["mean"] > fsdd["summary"]["griffinlim-2"]["pesq"]["mean"]
+    assert json.loads(out.read_text())["datasets"]["sax"]["splits"][0]["mel"]["n_mels"] == 80
+    with pytest.raises(SystemExit, match="INIT:ITERATIONS"):
+        _module("vocoders").main(["--data", str(shared_data), "--datasets", "fsdd", "--gl-variants", "pghi"])
+
+
 def test_patch_line_measure_finds_a_line_and_not_noise(tmp_path):
     """A tone at exactly sr / patch stands far above its band; white noise alone does not (the measure can fail)."""
     import numpy as np
@@ -222,3 +247,27 @@ def test_nfe_quality_counts_network_calls_per_clip():
     assert best["4"]["sampler"] == "euler" and best["8"]["sampler"] == "heun"
     md = N.markdown({"primary": "accuracy", "rows": rows, "best": best})
     assert "| karras | heun | 8 | 2 | 0.950 | 80.0 | 30.0 |" in md
+
+
+def test_nfe_quality_vocoder_override_changes_only_the_named_settings(tmp_path):
+    """`--vocoder init=pghi,n_iter=8`: the run's Griffin-Lim with those two settings, the rest kept, contract
+    checked; generation then decodes through it; bad input is one line."""
+    from audiodiff import Pipeline
+    from audiodiff.training.loop import train
+    from tests.helpers import tiny_cfg, tiny_mel_cfg
+
+    N = _module("nfe_quality")
+    pipe = Pipeline.from_pretrained(train(tiny_mel_cfg(tmp_path / "mel", steps=2)), device="cpu")
+    before = pipe.vocoder.config()
+    cfg = N.override_vocoder(pipe, "init=pghi,n_iter=8")
+    assert pipe.vocoder.config() == {**before, "init": "pghi", "n_iter": 8} and cfg["name"] == "griffinlim"
+    assert pipe.rep.vocoder is pipe.vocoder and pipe.vocoder.mel == pipe.mel
+    assert pipe.generate(n=1, seed=0, progress=False).audio.isfinite().all()
+    assert N.override_vocoder(pipe, None) is None
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        N.override_vocoder(pipe, "pghi")
+    with pytest.raises(ValueError, match="init 'bogus' is not allowed"):
+        N.override_vocoder(pipe, "init=bogus")
+    wave = Pipeline.from_pretrained(train(tiny_cfg(tmp_path / "wave", steps=2)), device="cpu")
+    with pytest.raises(SystemExit, match="waveform model"):
+        N.override_vocoder(wave, "n_iter=8")
