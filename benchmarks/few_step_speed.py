@@ -41,21 +41,30 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     teacher, student = (Pipeline.from_pretrained(r, device="cpu") for r in (args.teacher, args.student))
     student_vocoder = override_vocoder(student, args.student_vocoder)
+    spec = teacher.condition_spec
     labels = [v for v in teacher.vocab for _ in range(args.per_class)] if teacher.vocab else None
     n = len(labels) if labels else 200
+    pitch = None
+    if "pitch" in spec.fields:  # pitches cycled through the run's range (a pitch-only model takes them as labels)
+        lo, hi = spec.pitches
+        pitch = [lo + k % (hi - lo + 1) for k in range(n)]
+        if labels is None:
+            labels, pitch = pitch, None
     sides = {"teacher": (teacher, args.teacher_steps, args.guidance), "student": (student, None, None)}
     res = {f"{s}_{w}": [] for s in sides for w in ("end_to_end", "network")}
     for _ in range(args.repeats):
         for name, (pipe, steps, guidance) in sides.items():
             t0 = time.perf_counter()
-            pipe.generate(n=n, labels=labels, steps=steps, guidance=guidance, seed=0, batch_size=50, progress=False)
+            pipe.generate(n=n, labels=labels, pitch=pitch, steps=steps, guidance=guidance, seed=0, batch_size=50,
+                          progress=False)
             res[f"{name}_end_to_end"].append(n / (time.perf_counter() - t0))
             steps_, method = pipe._check(steps, None, guidance, 0)
             sigmas = pipe._sigmas(steps_, method)
             t0 = time.perf_counter()
             for a in range(0, n, 50):
-                cond, _ = pipe._cond(labels[a:a + 50] if labels else None, min(50, n - a))
-                pipe._run(pipe._shape(min(50, n - a), pipe._length(None)), list(range(a, a + 50)), sigmas, method,
+                cond, _ = pipe._cond(labels[a:a + 50] if labels else None, min(50, n - a),
+                                     pitch[a:a + 50] if pitch else None)
+                pipe._run(pipe._shape(min(50, n - a), pipe._length(None)), list(range(a, min(a + 50, n))), sigmas, method,
                           cond, guidance, False)
             res[f"{name}_network"].append(n / (time.perf_counter() - t0))
     med = {k: statistics.median(v) for k, v in res.items()}

@@ -121,13 +121,22 @@ def held_out(data_root: Path, dataset: str, cfg: dict, max_utts: int, split_seed
     return valid[:max_utts]
 
 
-def music_setup(data_root: Path, dataset: str, max_utts: int, split_seed: int) -> tuple[MelSpec, list[dict]]:
-    """A music contract and up to `max_utts` held-out notes (each with its MIDI `pitch`)."""
+# where pYIN reads the real notes at 16 kHz (benchmarks/pitch_ceiling.py: piano 100% within MIDI 21-93, 86.7% over
+# the full range); notes outside are left out of the music sets
+MUSIC_PITCH_RANGE = {"piano": (21, 93)}
+
+
+def music_setup(data_root: Path, dataset: str, max_utts: int, split_seed: int,
+                all_notes: bool = False) -> tuple[MelSpec, list[dict]]:
+    """A music contract and up to `max_utts` held-out notes (each with its MIDI `pitch`); `all_notes`: every
+    note (for vocoders without training, every note is unseen)."""
     from omegaconf import OmegaConf
 
     mel = MelSpec.from_dict(OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "mel" / f"{MUSIC[dataset]}.yaml")))
-    entries = [e for e in read_manifest(data_root / dataset / "manifest.jsonl") if "pitch" in e]
-    _, valid = split_manifest(entries, MUSIC_VALID_FRACTION, split_seed)
+    lo, hi = MUSIC_PITCH_RANGE.get(dataset, (-1e9, 1e9))
+    entries = [e for e in read_manifest(data_root / dataset / "manifest.jsonl") if "pitch" in e
+               and lo <= e["pitch"] <= hi]
+    valid = entries if all_notes else split_manifest(entries, MUSIC_VALID_FRACTION, split_seed)[1]
     return mel, valid[:max_utts]
 
 
@@ -306,6 +315,8 @@ def main(argv=None) -> dict:
     p.add_argument("--splits", type=int, default=1, help="held-out splits (1: the recipe's; 3 for a spread)")
     p.add_argument("--gl-variants", default=GL_VARIANTS, help="Griffin-Lim rows, INIT:ITERATIONS comma list")
     p.add_argument("--seconds-music", type=float, default=2.0, help="the first seconds of each held-out note")
+    p.add_argument("--music-notes", choices=["held-out", "all"], default="held-out",
+                   help="music sets: --max-utts held-out notes per split, or every note (untrained vocoders only)")
     p.add_argument("--neural", nargs="*", default=[], help="trained neural vocoder dirs (matched to a dataset by mel)")
     p.add_argument("--diffusion", nargs="*", default=[], help="trained diffusion vocoder dirs")
     p.add_argument("--device", default="auto")
@@ -341,7 +352,8 @@ def main(argv=None) -> dict:
         for split in range(a.splits):
             seed = None if split == 0 else 1000 + split  # split 0: the recipe's own held-out clips
             if ds in MUSIC:
-                mel, entries = music_setup(a.data, ds, a.max_utts, split)
+                mel, entries = music_setup(a.data, ds, a.max_utts if a.music_notes != "all" else 10 ** 9, split,
+                                           all_notes=a.music_notes == "all")
                 pitches = [e["pitch"] for e in entries]
                 seconds = a.seconds_music
             else:

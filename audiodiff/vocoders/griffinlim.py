@@ -45,7 +45,9 @@ def mel_to_linear(power_mel: torch.Tensor, mel: MelSpec, nnls_iters: int = 0) ->
     if nnls_iters < 0:
         raise ValueError(f"nnls_iters must be >= 0; got {nnls_iters}")
     dev = power_mel.device
-    M = power_mel.float()
+    B, n_mels, T = power_mel.shape
+    # one (n_mels, B * T) matrix: each product below is then a single GEMM rather than B small ones
+    M = power_mel.float().transpose(0, 1).reshape(n_mels, B * T)
     X = torch.matmul(_pinv(mel, dev), M).clamp_min(0.0)
     if nnls_iters:
         fb = mel.filterbank(dev)
@@ -57,7 +59,7 @@ def mel_to_linear(power_mel: torch.Tensor, mel: MelSpec, nnls_iters: int = 0) ->
             X = X * fbT_M / (torch.matmul(fbT, torch.matmul(fb, X)) + tiny)
     if mel.power == 2.0:
         X = X.sqrt()
-    return X
+    return X.reshape(-1, B, T).transpose(0, 1).contiguous()
 
 
 def griffin_lim(magnitude: torch.Tensor, n_fft: int, hop_length: int, win_length: int | None = None,

@@ -63,35 +63,40 @@ def pghi_phase(magnitude: torch.Tensor, n_fft: int, hop_length: int, win_length:
     # C[:, m, n]: the frequency integral from bin 0 to bin m
     C = torch.cat([torch.zeros_like(step_f[:, :1]), torch.cumsum(step_f, dim=1)], dim=1)
 
-    # each bin's peak, per frame: local maxima; a bin climbs to the larger of its neighbours until a maximum
-    owner = _peak_owner(S)  # (B, F, T) long: the bin whose phase this bin's is integrated from
-    centred = torch.empty_like(s)
+    # each bin's peak, per frame: local maxima; a bin climbs to the larger of its neighbours until a maximum.
+    # Work frame-major, (B, T, F): every gather below is then along the contiguous last dimension.
+    owner = _peak_owner(S.transpose(1, 2).contiguous())  # (B, T, F): the bin this bin's phase comes from
+    Ct = C.transpose(1, 2).contiguous()
+    stepped = torch.cat([torch.zeros_like(step_t[..., :1]), step_t], dim=2).transpose(1, 2).contiguous()
+    # everything that does not depend on the previous frame, for all frames at once: the time step at each bin's
+    # peak plus the frequency integral from the peak to the bin
+    at_peak = stepped.gather(2, owner) + Ct - Ct.gather(2, owner)
+    centred = torch.empty_like(at_peak)
     prev = torch.zeros(B, F, dtype=s.dtype, device=s.device)
-    for n in range(T):
-        pred = prev + step_t[..., n - 1] if n > 0 else prev
-        o = owner[..., n]
-        Cn = C[..., n]
-        centred[..., n] = pred.gather(1, o) + Cn - Cn.gather(1, o)
-        prev = torch.remainder(centred[..., n], 2 * math.pi)
+    for n in range(T):  # phase(n) = phase(n - 1) at the peak + its time step + the frequency integral from it
+        prev = torch.remainder(prev.gather(1, owner[:, n]) + at_peak[:, n], 2 * math.pi)
+        centred[:, n] = prev
+    centred = centred.transpose(1, 2)
     # torch.stft frames start half a window before their centre: a factor exp(-i pi m) for an n_fft window
     phase = centred + math.pi * bins
     return torch.remainder(phase, 2 * math.pi).to(magnitude.dtype if magnitude.is_floating_point() else torch.float32)
 
 
 def _peak_owner(S: torch.Tensor) -> torch.Tensor:
-    """For each bin, the spectral peak it belongs to: follow the larger neighbour uphill until a local maximum.
-
-    Pointer jumping (`owner = owner[owner]`, log2(F) rounds) makes it a handful of gathers instead of a walk.
-    """
-    B, F, T = S.shape
-    idx = torch.arange(F, device=S.device).view(1, F, 1).expand(B, F, T)
+    """For each bin of `S` `(..., F)`, the spectral peak it belongs to: follow the larger neighbour uphill until a
+    local maximum. Pointer jumping (`owner = owner[owner]`, at most log2(F) rounds, stopping when nothing moves)
+    makes it a few gathers instead of a walk."""
+    F = S.shape[-1]
+    idx = torch.arange(F, device=S.device).expand_as(S)
     # break ties (a click's frame is flat across bins): a rise of 1e-4 over the band makes a plateau one peak
     S = S * (1 + 1e-4 * idx / F)
-    left = torch.cat([S[:, :1] - 1, S[:, :-1]], dim=1)  # the edge bins have no outside neighbour
-    right = torch.cat([S[:, 1:], S[:, -1:] - 1], dim=1)
+    left = torch.cat([S[..., :1] - 1, S[..., :-1]], dim=-1)  # the edge bins have no outside neighbour
+    right = torch.cat([S[..., 1:], S[..., -1:] - 1], dim=-1)
     up = torch.where(right > left, idx + 1, idx - 1)
-    best = torch.maximum(left, right)
-    nxt = torch.where(best > S, up, idx)  # a local maximum (or a plateau's end) points at itself
+    nxt = torch.where(torch.maximum(left, right) > S, up, idx)  # a local maximum points at itself
     for _ in range(max(1, math.ceil(math.log2(max(F, 2)))) + 1):
-        nxt = nxt.gather(1, nxt)
+        jumped = nxt.gather(-1, nxt)
+        if torch.equal(jumped, nxt):
+            break
+        nxt = jumped
     return nxt

@@ -82,9 +82,9 @@ def test_pghi_beats_random_phase_and_gives_griffin_lim_a_head_start(kind):
 
 def test_peak_owner_climbs_to_the_local_maximum():
     S = torch.tensor([1.0, 3.0, 2.0, 0.5, 4.0, 5.0, 1.0, 2.0])[None, :, None]
-    owner = _peak_owner(S)[0, :, 0].tolist()
+    owner = _peak_owner(S[:, :, 0])[0].tolist()
     assert owner == [1, 1, 1, 5, 5, 5, 5, 7]
-    flat = _peak_owner(torch.ones(1, 6, 1))[0, :, 0].tolist()  # a plateau is one peak (its last bin)
+    flat = _peak_owner(torch.ones(1, 6))[0].tolist()  # a plateau is one peak (its last bin)
     assert flat == [5] * 6
 
 
