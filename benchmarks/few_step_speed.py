@@ -36,11 +36,14 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--student-vocoder", default=None, metavar="KEY=VALUE,...",
                    help="the student's vocoder settings changed, e.g. init=pghi,n_iter=8 (the teacher keeps its own)")
+    p.add_argument("--teacher-vocoder", default=None, metavar="KEY=VALUE,...",
+                   help="the teacher's vocoder settings changed the same way")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     teacher, student = (Pipeline.from_pretrained(r, device="cpu") for r in (args.teacher, args.student))
     student_vocoder = override_vocoder(student, args.student_vocoder)
+    teacher_vocoder = override_vocoder(teacher, args.teacher_vocoder)
     spec = teacher.condition_spec
     labels = [v for v in teacher.vocab for _ in range(args.per_class)] if teacher.vocab else None
     n = len(labels) if labels else 200
@@ -70,7 +73,7 @@ def main(argv=None) -> dict:
     med = {k: statistics.median(v) for k, v in res.items()}
     out = {"teacher": args.teacher, "student": args.student, "teacher_steps": args.teacher_steps,
            "guidance": args.guidance, "student_steps": student.meta["sampler"]["steps"], "n": n,
-           "threads": args.threads, "student_vocoder": student_vocoder, "clips_per_second_median": med, "all": res,
+           "threads": args.threads, "student_vocoder": student_vocoder, "teacher_vocoder": teacher_vocoder, "clips_per_second_median": med, "all": res,
            "speedup_end_to_end": med["student_end_to_end"] / med["teacher_end_to_end"],
            "speedup_network": med["student_network"] / med["teacher_network"]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
