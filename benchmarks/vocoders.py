@@ -51,6 +51,7 @@ from audiodiff.data.manifest import read_manifest, split_manifest  # noqa: E402
 from audiodiff.evaluation import vocoder_metrics as VM  # noqa: E402
 from audiodiff.mel import MelSpec  # noqa: E402
 from audiodiff.runs.vocoder import load_vocoder  # noqa: E402
+from audiodiff.vocoders.griffinlim import PHASE_INITS  # noqa: E402
 
 DATASETS = {"ljspeech_mini": "ljspeech_vocoder.yaml", "fsdd": "fsdd_vocoder.yaml"}
 # music: the note contracts of the piano and sax recipes; held-out notes are the first `--seconds-music` of each
@@ -61,15 +62,15 @@ GL_VARIANTS = "random:32,random:100,pghi:0,pghi:8,pghi:16,pghi:32"
 
 
 def gl_variants(spec: str, mel: MelSpec, device) -> list[tuple[str, object]]:
-    """`[(label, vocoder)]` for `random:32,pghi:8,...`: our Griffin-Lim with that initial phase and iterations."""
+    """`[(label, vocoder)]` for `random:32,pghi:8,...`: our Griffin-Lim with that initial phase and iterations
+    (labels `griffinlim-32`, `pghi` for PGHI alone, `pghi+gl-8`, `zeros+gl-8`, `zeros+gl-0`)."""
     out = []
     for item in spec.split(","):
         init, _, iters = item.partition(":")
-        if init not in ("random", "zeros", "pghi") or not iters.isdigit():
-            raise SystemExit(f"--gl-variants: {item!r} is not INIT:ITERATIONS with INIT in random, zeros, pghi")
-        label = f"griffinlim-{iters}" if init == "random" else (f"pghi" if iters == "0" else f"pghi+gl-{iters}")
-        if init == "zeros":
-            label = f"zeros+gl-{iters}"
+        if init not in PHASE_INITS or not iters.isdigit():
+            raise SystemExit(f"--gl-variants: {item!r} is not INIT:ITERATIONS with INIT in {', '.join(PHASE_INITS)}")
+        label = (f"griffinlim-{iters}" if init == "random" else
+                 "pghi" if (init, iters) == ("pghi", "0") else f"{init}+gl-{iters}")
         out.append((label, vocoders.build({"name": "griffinlim", "n_iter": int(iters), "nnls_iters": 20,
                                            "init": init}, mel=mel).to(device)))
     return out
@@ -129,15 +130,16 @@ MUSIC_PITCH_RANGE = {"piano": (21, 93)}
 def music_setup(data_root: Path, dataset: str, max_utts: int, split_seed: int,
                 all_notes: bool = False) -> tuple[MelSpec, list[dict]]:
     """A music contract and up to `max_utts` held-out notes (each with its MIDI `pitch`); `all_notes`: every
-    note (for vocoders without training, every note is unseen)."""
+    note, however many (for vocoders without training, every note is unseen)."""
     from omegaconf import OmegaConf
 
     mel = MelSpec.from_dict(OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "mel" / f"{MUSIC[dataset]}.yaml")))
     lo, hi = MUSIC_PITCH_RANGE.get(dataset, (-1e9, 1e9))
     entries = [e for e in read_manifest(data_root / dataset / "manifest.jsonl") if "pitch" in e
                and lo <= e["pitch"] <= hi]
-    valid = entries if all_notes else split_manifest(entries, MUSIC_VALID_FRACTION, split_seed)[1]
-    return mel, valid[:max_utts]
+    if all_notes:
+        return mel, entries
+    return mel, split_manifest(entries, MUSIC_VALID_FRACTION, split_seed)[1][:max_utts]
 
 
 def _sync(device):
@@ -316,7 +318,8 @@ def main(argv=None) -> dict:
     p.add_argument("--gl-variants", default=GL_VARIANTS, help="Griffin-Lim rows, INIT:ITERATIONS comma list")
     p.add_argument("--seconds-music", type=float, default=2.0, help="the first seconds of each held-out note")
     p.add_argument("--music-notes", choices=["held-out", "all"], default="held-out",
-                   help="music sets: --max-utts held-out notes per split, or every note (untrained vocoders only)")
+                   help="music sets: --max-utts held-out notes per split, or every note in one set (untrained "
+                        "vocoders only; --splits does not apply)")
     p.add_argument("--neural", nargs="*", default=[], help="trained neural vocoder dirs (matched to a dataset by mel)")
     p.add_argument("--diffusion", nargs="*", default=[], help="trained diffusion vocoder dirs")
     p.add_argument("--device", default="auto")
@@ -349,11 +352,11 @@ def main(argv=None) -> dict:
                "gl_iters": a.gl_iters, "datasets": {}}
     for ds in ([] if a.no_quality else a.datasets):
         per_split = []
-        for split in range(a.splits):
+        all_notes = ds in MUSIC and a.music_notes == "all"
+        for split in range(1 if all_notes else a.splits):  # every note: one set, whatever the split
             seed = None if split == 0 else 1000 + split  # split 0: the recipe's own held-out clips
             if ds in MUSIC:
-                mel, entries = music_setup(a.data, ds, a.max_utts if a.music_notes != "all" else 10 ** 9, split,
-                                           all_notes=a.music_notes == "all")
+                mel, entries = music_setup(a.data, ds, a.max_utts, split, all_notes=all_notes)
                 pitches = [e["pitch"] for e in entries]
                 seconds = a.seconds_music
             else:

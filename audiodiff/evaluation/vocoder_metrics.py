@@ -94,7 +94,8 @@ def real_time_factor(fn: Callable[[], object], audio_seconds: float, repeats: in
 
 def resynthesis_metrics(ref, est, mel_spec, with_pesq: bool = True) -> dict:
     """All distances of one batch as floats: `mel_l1`, `mrstft`, `lsd`, `pesq`, `stoi`, `estoi` (each None
-    without its package; `stoi`/`estoi` also None for clips under `STOI_MIN_SECONDS`)."""
+    without its package; `stoi`/`estoi` also None for clips under `STOI_MIN_SECONDS`). `with_pesq=False` skips
+    the three perceptual scores (the slow ones), leaving them None."""
     out = resynthesis_distances(ref, est, mel_spec)
     sr = mel_spec.sample_rate
     out["pesq"] = pesq_score(ref, est, sr) if with_pesq else None

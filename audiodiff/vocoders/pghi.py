@@ -12,7 +12,7 @@ Gaussian with `lam = 0.25645 L^2` (the paper's fit). Both gradients come from fi
 
 Integration. The paper integrates the gradient over the time-frequency plane in order of decreasing magnitude (a
 heap); that is a loop per cell, too slow in Python for a batch of clips. This module integrates frame by frame,
-vectorised over the batch and the bins: in each frame, every spectral peak (a local maximum above the tolerance)
+vectorised over the batch and the bins: in each frame, every spectral peak (a local maximum of the magnitude)
 takes the previous frame's phase at its bin plus the time gradient (the trapezoid of the two frames), and every
 other bin takes its peak's phase plus the frequency gradient summed from the peak to it (bins between two peaks
 belong to the larger side of the minimum between them). This follows the heap's order where it matters (from each
@@ -31,14 +31,14 @@ HANN_LAMBDA = 0.25645  # lam / L^2 of the Gaussian that best matches a Hann wind
 
 
 def pghi_phase(magnitude: torch.Tensor, n_fft: int, hop_length: int, win_length: int | None = None,
-               tol_db: float = 60.0) -> torch.Tensor:
+               tol_db: float = 120.0) -> torch.Tensor:
     """Phase `(B, n_fft // 2 + 1, frames)` for `magnitude`, in `torch.stft`'s convention (frames centred).
 
     Args:
         magnitude: `(B, n_fft // 2 + 1, frames)` non-negative STFT magnitude (Hann window, `center=True` frames).
         n_fft, hop_length, win_length: the STFT's settings.
-        tol_db: bins more than this far below the clip's loudest bin are not peaks (their phase is still set, by
-            the nearest peak's integration; it does not matter for what is heard).
+        tol_db: the log-magnitude is floored this far below the clip's loudest bin, so that near-silent bins
+            (digital zeros) do not turn into huge gradients.
     """
     if magnitude.dim() != 3 or magnitude.shape[1] != n_fft // 2 + 1:
         raise ValueError(f"pghi_phase: magnitude must be (B, {n_fft // 2 + 1}, frames); got {tuple(magnitude.shape)}")
@@ -48,9 +48,8 @@ def pghi_phase(magnitude: torch.Tensor, n_fft: int, hop_length: int, win_length:
     M, a = float(n_fft), float(hop_length)
     lam = HANN_LAMBDA * float(win_length or n_fft) ** 2
     S = magnitude.float().clamp_min(0)
-    peak = S.amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
-    floor = peak * 10.0 ** (-tol_db / 20)
-    s = torch.log(torch.maximum(S, floor * 1e-3))  # log-magnitude, floored well below the tolerance
+    floor = S.amax(dim=(1, 2), keepdim=True).clamp_min(1e-30) * 10.0 ** (-tol_db / 20)
+    s = torch.log(torch.maximum(S, floor))
 
     # finite differences: per cycle/sample along frequency, per sample along time (one-sided at the edges)
     ds_dw = torch.gradient(s, dim=1)[0] * M
