@@ -262,16 +262,35 @@ def compose(overrides: list[str]):
 
     Every experiment composes here, vocoders included (their `task` is `vocoder`). Raises UsageError (one line) for
     an override that does not parse, an unknown key or a missing config option. A value the experiment marks `???`
-    stays missing unless an override sets it.
+    stays missing unless an override sets it. A diffusion run's `vocoder` settings are applied by compose itself
+    (`_apply_vocoder`: `vocoder.init=pghi`, `vocoder.path=DIR`, `vocoder={...}`, `vocoder=null`).
     """
-    from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
     from omegaconf import OmegaConf, open_dict
 
     overrides = list(overrides)
     _check_overrides(overrides)
+    rest, vocoder_ops = _vocoder_overrides(overrides)
+    cfg = _compose_checked(rest)
+    if vocoder_ops:
+        if cfg.get("task") == "diffusion":
+            _apply_vocoder(cfg, vocoder_ops)
+        else:  # a vocoder experiment: `vocoder` is the group of the network it trains (vocoder=neural_small)
+            cfg = _compose_checked(overrides)
+    given = [_override_key(a) for a in overrides]
+    for key in _declared_missing(overrides):
+        if not any(key == g or key.startswith(g + ".") for g in given):
+            with open_dict(cfg):
+                OmegaConf.update(cfg, key, "???", merge=False)
+    return cfg
+
+
+def _compose_checked(overrides: list[str]):
+    """Hydra's compose, its errors as one UsageError line naming the setting at fault."""
+    from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+
     hydra_overrides = _open_keys(overrides)
     try:
-        cfg = _hydra_compose(hydra_overrides)
+        return _hydra_compose(hydra_overrides)
     except MissingConfigException as e:
         m = re.search(r"Could not find '([^']+)'", str(e))
         what = m.group(1) if m else None
@@ -295,12 +314,92 @@ def compose(overrides: list[str]):
         raise UsageError(_one_line(e)) from None
     except HydraException as e:
         raise UsageError(_one_line(e)) from None
-    given = [_override_key(a) for a in overrides]
-    for key in _declared_missing(overrides):
-        if not any(key == g or key.startswith(g + ".") for g in given):
-            with open_dict(cfg):
-                OmegaConf.update(cfg, key, "???", merge=False)
-    return cfg
+
+
+def _vocoder_overrides(overrides: list[str]) -> tuple[list[str], list[tuple[str, object, bool]]]:
+    """Split off the overrides of `vocoder` and its keys: `(the others, [(key, value, delete), ...])`.
+
+    A diffusion run's `vocoder` is a plain mapping whose keys depend on its kind (the settings of
+    `configs/vocoder/<name>.yaml`, or `{path: <a trained vocoder>}`), written by the experiments as a value. Hydra
+    would read `vocoder=...` as a choice in the vocoder config group and refuse any key the experiment did not
+    write (`vocoder.init=pghi` where it wrote only the name), so compose applies these itself (_apply_vocoder).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    rest, ops = [], []
+    for a in overrides:
+        key = _override_key(a)
+        if key != "vocoder" and not key.startswith("vocoder."):
+            rest.append(a)
+            continue
+        o = parser.parse_override(a)
+        ops.append((key, None if o.is_delete() else o.value(), o.is_delete()))
+    return rest, ops
+
+
+def _apply_vocoder(cfg, ops: list[tuple[str, object, bool]]) -> None:
+    """Apply the `vocoder` overrides to a composed diffusion config, then check the result's keys.
+
+    `vocoder=null` / `~vocoder`: none (Griffin-Lim with its defaults at generation); `vocoder=griffinlim`: that
+    file's settings; `vocoder={...}`: exactly that mapping; `vocoder.KEY=VALUE`: one setting, added or changed
+    (`vocoder.path=DIR` makes it the trained vocoder in DIR, with no other key).
+    """
+    from omegaconf import OmegaConf, open_dict
+
+    cur = OmegaConf.to_container(cfg.vocoder, resolve=True) if cfg.get("vocoder") is not None else None
+    options = config_groups().get("vocoder", [])
+    for key, value, delete in ops:
+        sub = key[len("vocoder."):] if key != "vocoder" else None
+        if sub is None:
+            if delete or value is None:
+                cur = None
+            elif isinstance(value, str):
+                if value not in options:
+                    raise UsageError(f"vocoder={value}: there is no configs/vocoder/{value}.yaml; allowed: null, "
+                                     f"{', '.join(options)}, a mapping {{name: ..., ...}} or vocoder.path=DIR")
+                cur = {k: v for k, v in group_file("vocoder", value).items()}
+            elif isinstance(value, dict):
+                cur = dict(value)
+            else:
+                raise UsageError(f"vocoder={value!r}: allowed: null, {', '.join(options)}, a mapping "
+                                 "{name: ..., ...} or vocoder.path=DIR")
+        elif "." in sub:
+            raise UsageError(f"cannot set {key!r}: the vocoder's settings are one level deep (vocoder.KEY=VALUE)")
+        elif delete:
+            if cur is None or sub not in cur:
+                raise UsageError(f"cannot remove {key!r}: the vocoder has no key {sub!r}")
+            cur.pop(sub)
+        elif sub == "path":
+            cur = {"path": value}
+        else:
+            if cur is not None and "path" in cur:
+                raise UsageError(f"cannot set {key!r}: the vocoder is the trained one at {cur['path']} (its settings "
+                                 "are its own); to use another, set vocoder.path=DIR or vocoder={name: ..., ...}")
+            cur = {**(cur or {"name": "griffinlim"}), sub: value}
+    _check_vocoder(cur, options)
+    with open_dict(cfg):
+        cfg.vocoder = cur
+
+
+def _check_vocoder(voc: dict | None, options: list[str]) -> None:
+    """A diffusion run's vocoder: null, `{path: DIR}`, or a `name` with keys from its configs/vocoder file."""
+    if voc is None:
+        return
+    if "path" in voc:
+        if set(voc) != {"path"}:
+            raise UsageError(f"vocoder: a trained vocoder is {{path: DIR}} alone; got the keys {sorted(voc)}")
+        return
+    files = {o: group_file("vocoder", o) for o in options}
+    names = sorted({f.get("name") for f in files.values() if f.get("name")})
+    if voc.get("name") not in names:
+        raise UsageError(f"vocoder.name={voc.get('name')}: allowed: {', '.join(names)} (or vocoder.path=DIR for a "
+                         "trained one)")
+    allowed = sorted({k for f in files.values() if f.get("name") == voc["name"] for k in f})
+    unknown = sorted(set(voc) - set(allowed))
+    if unknown:
+        raise UsageError(f"unknown setting 'vocoder.{unknown[0]}': a {voc['name']} vocoder has no key {unknown[0]!r}; "
+                         f"allowed: {', '.join(allowed)}")
 
 
 def experiment_name(path) -> str | None:

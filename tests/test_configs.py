@@ -207,6 +207,53 @@ def test_bad_sampler_options_are_one_line_usage_errors(capsys, tmp_path, args, f
     assert not run.exists()
 
 
+OWN = ["experiment=own", "data.manifest=my_wavs/manifest.jsonl"]  # what a run without an experiment composes
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["vocoder.init=pghi"], {"name": "griffinlim", "init": "pghi"}),  # a key the experiment did not write
+    (["vocoder.init=pghi", "vocoder.n_iter=0"], {"name": "griffinlim", "init": "pghi", "n_iter": 0}),
+    (["vocoder={name:griffinlim,n_iter:8}"], {"name": "griffinlim", "n_iter": 8}),  # replaced, not merged
+    (["vocoder.path=runs/v/vocoder"], {"path": "runs/v/vocoder"}),  # a trained one: its folder alone
+    (["vocoder=null"], None),
+    (["~vocoder"], None),
+    (["vocoder=griffinlim"], {"name": "griffinlim", "n_iter": 32, "momentum": 0.99, "nnls_iters": 20,
+                              "init": "random", "seed": 0}),  # the configs/vocoder file, whole
+])
+def test_a_diffusion_runs_vocoder_is_set_from_the_command_line(args, expected):
+    for base in (OWN, ["experiment=ljspeech_mel"]):
+        assert plain(cli.compose([*base, *args]))["vocoder"] == expected, (base, args)
+    # an experiment that wrote more keys keeps them when one is changed, loses them when the whole is given
+    fsdd = ["experiment=fsdd_mel"]
+    assert plain(cli.compose([*fsdd, "vocoder.nnls_iters=5"]).vocoder) == {
+        "name": "griffinlim", "init": "pghi", "n_iter": 0, "nnls_iters": 5}
+    assert plain(cli.compose([*fsdd, "vocoder={name:griffinlim}"]).vocoder) == {"name": "griffinlim"}
+
+
+def test_a_vocoder_experiment_still_picks_its_network_from_the_vocoder_group():
+    cfg = cli.compose(["experiment=ljspeech_vocoder", "vocoder=neural_small", "vocoder.dim=64"])
+    assert cfg.vocoder.name == "neural" and cfg.vocoder.dim == 64 and cfg.vocoder.num_layers == 4
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["vocoder.inti=pghi"], ["'vocoder.inti'", "allowed: init, momentum, n_iter, name, nnls_iters, seed"]),
+    (["vocoder={name:foo}"], ["vocoder.name=foo", "allowed: diffusion, griffinlim, neural"]),
+    (["vocoder=bogus"], ["vocoder=bogus", "configs/vocoder/bogus.yaml", "griffinlim", "vocoder.path=DIR"]),
+    (["vocoder.path=runs/v/vocoder", "vocoder.n_iter=3"], ["'vocoder.n_iter'", "trained one at runs/v/vocoder"]),
+    (["vocoder.a.b=1"], ["'vocoder.a.b'", "one level deep"]),
+    (["vocoder=neural"], ["vocoder 'neural' learns its weights", "vocoder.path=runs/<that run>/vocoder"]),
+])
+def test_bad_vocoder_settings_are_one_line_errors_before_training(capsys, tmp_path, args, fragments):
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "experiment=tones_full", f"run_dir={run}", *args])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "\n" not in err and err.startswith("audiodiff train: error: "), err
+    for f in fragments:
+        assert f in err, (f, err)
+    assert not run.exists()
+
+
 def _tiny_pipe(options=None, method="ddim"):
     from audiodiff import Pipeline
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import generation, models, objectives, representations, samplers, schedules
+from .. import generation, models, objectives, representations, samplers, schedules, vocoders
 from ..conditions import ConditionSpec
 from ..data.collate import collate, split_batch
 from ..data.stats import resolve_sigma_data
@@ -188,8 +188,20 @@ def check_sections(cfg: dict) -> None:
     net_args = [a for a in inspect.signature(models.NETWORKS[model["name"]].__init__).parameters if a != "self"]
     _check_keys("model", {k: v for k, v in model.items() if k != "name"}, net_args)
     _section(cfg, "data")
-    if cfg.get("vocoder") is not None and not isinstance(cfg["vocoder"], dict):
-        raise _bad("vocoder", cfg["vocoder"], "null or a mapping (see configs/vocoder/)")
+    voc = cfg.get("vocoder")
+    if voc is not None and not isinstance(voc, dict):
+        raise _bad("vocoder", voc, "null or a mapping (see configs/vocoder/)")
+    if voc and not voc.get("path"):
+        try:
+            cls = vocoders.vocoder_class(voc.get("name"))
+        except vocoders.VocoderError as e:
+            raise TrainingConfigError(f"vocoder.name: {e}") from None
+        if cls.trained:
+            raise TrainingConfigError(f"vocoder {cls.name!r} learns its weights: train one (a vocoder experiment, e.g. "
+                                      "experiment=fsdd_vocoder) and name it with vocoder.path=runs/<that run>/vocoder, "
+                                      "or use vocoder.name=griffinlim")
+        _check_keys("vocoder", {k: v for k, v in voc.items() if k != "name"},
+                    [a for a in inspect.signature(cls.__init__).parameters if a not in ("self", "mel")])
 
     obj = _section(cfg, "objective")
     obj_args = list(objectives.objective_keys())

@@ -47,6 +47,9 @@ class Vocoder(nn.Module):
     """
 
     name: str = "base"
+    # False for an algorithm with no weights (Griffin-Lim): a diffusion run may name it by its settings alone; one that
+    # learns is named by the folder it was trained into (`vocoder.path`)
+    trained: bool = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -139,6 +139,7 @@ class GriffinLimVocoder(Vocoder):
     """
 
     name = "griffinlim"
+    trained = False
 
     def __init__(self, mel: MelSpec, n_iter: int = 32, momentum: float = 0.99, nnls_iters: int = 20,
                  init: str = "random", seed: int = 0):
