@@ -60,6 +60,26 @@ def real_in_range(out: Path, plan: dict, pitch_range, real_n: int) -> tuple[list
                             plan["sample_rate"])
 
 
+def score_seeds(pipe, args, out: Path, plan: dict, scorer, asked: list[dict], sampler: dict, steps: int,
+                pitch_range, vocoder: dict | None) -> list[dict]:
+    """One row per sampling seed: the run's generations for `asked`, scored as the time_to_quality run scored."""
+    import time_to_quality as T
+
+    rows = []
+    label = "" if vocoder is None else "  vocoder " + ",".join(f"{k}={v}" for k, v in vocoder.items() if k != "name")
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        gen = pipe.generate(n=len(asked), steps=steps, sampler=sampler["sampler"],
+                            labels=[a["labels"] for a in asked] if plan["label_field"] else None,
+                            pitch=[a["pitch"] for a in asked] if plan["pitch"] else None,
+                            guidance=sampler["guidance"], seed=seed, batch_size=50, progress=False)
+        m = scorer.score(gen.audio, gen.sample_rate, asked)
+        row = {"run": str(out), "step": pipe.step, "seed": seed, "n": len(asked), "steps": steps,
+               "pitches": args.pitches or "trained", "pitch_range": pitch_range, "vocoder": vocoder, "metrics": m}
+        rows.append(row)
+        print(f"{out}  step {pipe.step}  seed {seed}  {T._fmt_metrics(m)}{label}", flush=True)
+    return rows
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("outs", nargs="+", type=Path, help="time_to_quality --out folders")
@@ -71,6 +91,9 @@ def main(argv=None) -> dict:
     p.add_argument("--real-n", type=int, default=200, help="real held-out notes at most, with --pitch-range")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the run's points')")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--vocoder", action="append", default=None, metavar="KEY=VALUE,...",
+                   help="score through the run's vocoder with these settings changed (init=pghi,n_iter=0); "
+                        "repeat for several, 'run' for the run's own (default: the run's own alone)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
 
@@ -78,6 +101,7 @@ def main(argv=None) -> dict:
 
     import time_to_quality as T
     from audiodiff import Pipeline
+    from nfe_quality import override_vocoder
 
     torch.set_num_threads(args.threads)
     pitch_range = args.pitch_range
@@ -94,22 +118,19 @@ def main(argv=None) -> dict:
             m = scorer.score(clips, plan["sample_rate"], real_asked)
             real_rows.append({"run": str(out), "what": "real held-out notes in the pitch range", "metrics": m})
             print(f"{out}  real held-out in MIDI {pitch_range[0]}..{pitch_range[1]}  {T._fmt_metrics(m)}", flush=True)
-        pipe = Pipeline.from_pretrained(out / "ours" / "run", device="cpu")
-        for seed in [int(s) for s in args.seeds.split(",")]:
-            gen = pipe.generate(n=len(asked), steps=steps, sampler=sampler["sampler"],
-                                labels=[a["labels"] for a in asked] if plan["label_field"] else None,
-                                pitch=[a["pitch"] for a in asked] if plan["pitch"] else None,
-                                guidance=sampler["guidance"], seed=seed, batch_size=50, progress=False)
-            m = scorer.score(gen.audio, gen.sample_rate, asked)
-            row = {"run": str(out), "step": pipe.step, "seed": seed, "n": len(asked), "steps": steps,
-                   "pitches": args.pitches or "trained", "pitch_range": pitch_range, "metrics": m}
-            rows.append(row)
-            print(f"{out}  step {pipe.step}  seed {seed}  {T._fmt_metrics(m)}", flush=True)
+        for spec in args.vocoder or ["run"]:
+            pipe = Pipeline.from_pretrained(out / "ours" / "run", device="cpu")
+            vocoder = override_vocoder(pipe, None if spec == "run" else spec)
+            rows += [{**r, "vocoder_spec": spec}
+                     for r in score_seeds(pipe, args, out, plan, scorer, asked, sampler, steps, pitch_range, vocoder)]
     scores = [r["metrics"]["score"] for r in rows]
     summary = {"rows": rows, "real": real_rows, "mean": sum(scores) / len(scores), "min": min(scores),
-               "max": max(scores)}
-    print(f"primary score over {len(rows)} (run, seed) pairs: mean {summary['mean']:.3f}, "
-          f"min {summary['min']:.3f}, max {summary['max']:.3f}")
+               "max": max(scores), "by_vocoder": {}}
+    for spec in args.vocoder or ["run"]:
+        mine = [r["metrics"]["score"] for r in rows if r["vocoder_spec"] == spec]
+        summary["by_vocoder"][spec] = sum(mine) / len(mine)
+        print(f"primary score, vocoder {spec}, over {len(mine)} (run, seed) pairs: mean {sum(mine) / len(mine):.3f}, "
+              f"min {min(mine):.3f}, max {max(mine):.3f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=2, default=str))

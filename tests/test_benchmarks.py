@@ -271,3 +271,37 @@ def test_nfe_quality_vocoder_override_changes_only_the_named_settings(tmp_path):
     wave = Pipeline.from_pretrained(train(tiny_cfg(tmp_path / "wave", steps=2)), device="cpu")
     with pytest.raises(SystemExit, match="waveform model"):
         N.override_vocoder(wave, "n_iter=8")
+
+
+def test_ttq_rescore_scores_the_same_generations_through_each_vocoder(tmp_path):
+    """`ttq_rescore.py --vocoder init=pghi,n_iter=0`: the same seeds decoded by the changed vocoder (the same mels,
+    other audio), the row naming it; the run's own vocoder gives the run's audio again."""
+    import argparse
+
+    import torch
+
+    from audiodiff import Pipeline
+    from audiodiff.training.loop import train
+    from tests.helpers import tiny_mel_cfg
+
+    R, N = _module("ttq_rescore"), _module("nfe_quality")
+    run = train(tiny_mel_cfg(tmp_path / "mel", steps=2))
+    heard = []
+
+    class Scorer:
+        def score(self, audio, sample_rate, asked):
+            heard.append(audio.clone())
+            return {"score": float(audio.abs().mean())}
+
+    args = argparse.Namespace(seeds="3", pitches=None)
+    plan = {"label_field": None, "pitch": False}
+    sampler = {"sampler": "euler", "guidance": None}
+    rows = {}
+    for spec in ("run", "init=pghi,n_iter=0", "run"):
+        pipe = Pipeline.from_pretrained(run, device="cpu")
+        voc = N.override_vocoder(pipe, None if spec == "run" else spec)
+        rows.setdefault(spec, []).extend(R.score_seeds(pipe, args, tmp_path, plan, Scorer(), [{}, {}], sampler, 2,
+                                                      None, voc))
+    assert rows["init=pghi,n_iter=0"][0]["vocoder"]["init"] == "pghi" and rows["run"][0]["vocoder"] is None
+    assert all(r["seed"] == 3 and r["n"] == 2 for rs in rows.values() for r in rs)
+    assert torch.equal(heard[0], heard[2]) and not torch.allclose(heard[0], heard[1])
