@@ -61,22 +61,30 @@ def real_in_range(out: Path, plan: dict, pitch_range, real_n: int) -> tuple[list
 
 
 def score_seeds(pipe, args, out: Path, plan: dict, scorer, asked: list[dict], sampler: dict, steps: int,
-                pitch_range, vocoder: dict | None) -> list[dict]:
-    """One row per sampling seed: the run's generations for `asked`, scored as the time_to_quality run scored."""
+                pitch_range, specs: list[str]) -> list[dict]:
+    """One row per (sampling seed, vocoder): the run's generations for `asked`, made once per seed, decoded by each
+    vocoder of `specs` ('run': the run's own; else KEY=VALUE changes to it) and scored as time_to_quality scored."""
     import time_to_quality as T
+    from nfe_quality import override_vocoder
 
+    own = pipe.vocoder
     rows = []
-    label = "" if vocoder is None else "  vocoder " + ",".join(f"{k}={v}" for k, v in vocoder.items() if k != "name")
     for seed in [int(s) for s in args.seeds.split(",")]:
         gen = pipe.generate(n=len(asked), steps=steps, sampler=sampler["sampler"],
                             labels=[a["labels"] for a in asked] if plan["label_field"] else None,
                             pitch=[a["pitch"] for a in asked] if plan["pitch"] else None,
                             guidance=sampler["guidance"], seed=seed, batch_size=50, progress=False)
-        m = scorer.score(gen.audio, gen.sample_rate, asked)
-        row = {"run": str(out), "step": pipe.step, "seed": seed, "n": len(asked), "steps": steps,
-               "pitches": args.pitches or "trained", "pitch_range": pitch_range, "vocoder": vocoder, "metrics": m}
-        rows.append(row)
-        print(f"{out}  step {pipe.step}  seed {seed}  {T._fmt_metrics(m)}{label}", flush=True)
+        for spec in specs:
+            if own is not None:
+                pipe.rep.with_vocoder(own)
+                pipe.vocoder = own
+            vocoder = override_vocoder(pipe, None if spec == "run" else spec)
+            audio = gen.audio if spec == "run" else pipe.rep.decode(gen.mel).float().clamp(-1, 1)
+            m = scorer.score(audio, gen.sample_rate, asked)
+            rows.append({"run": str(out), "step": pipe.step, "seed": seed, "n": len(asked), "steps": steps,
+                         "pitches": args.pitches or "trained", "pitch_range": pitch_range, "vocoder_spec": spec,
+                         "vocoder": vocoder, "metrics": m})
+            print(f"{out}  step {pipe.step}  seed {seed}  {T._fmt_metrics(m)}  vocoder {spec}", flush=True)
     return rows
 
 
@@ -93,7 +101,8 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--vocoder", action="append", default=None, metavar="KEY=VALUE,...",
                    help="score through the run's vocoder with these settings changed (init=pghi,n_iter=0); "
-                        "repeat for several, 'run' for the run's own (default: the run's own alone)")
+                        "repeat for several (each decodes the same generations), 'run' for the run's own "
+                        "(default: the run's own alone)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
 
@@ -101,7 +110,6 @@ def main(argv=None) -> dict:
 
     import time_to_quality as T
     from audiodiff import Pipeline
-    from nfe_quality import override_vocoder
 
     torch.set_num_threads(args.threads)
     pitch_range = args.pitch_range
@@ -118,11 +126,8 @@ def main(argv=None) -> dict:
             m = scorer.score(clips, plan["sample_rate"], real_asked)
             real_rows.append({"run": str(out), "what": "real held-out notes in the pitch range", "metrics": m})
             print(f"{out}  real held-out in MIDI {pitch_range[0]}..{pitch_range[1]}  {T._fmt_metrics(m)}", flush=True)
-        for spec in args.vocoder or ["run"]:
-            pipe = Pipeline.from_pretrained(out / "ours" / "run", device="cpu")
-            vocoder = override_vocoder(pipe, None if spec == "run" else spec)
-            rows += [{**r, "vocoder_spec": spec}
-                     for r in score_seeds(pipe, args, out, plan, scorer, asked, sampler, steps, pitch_range, vocoder)]
+        pipe = Pipeline.from_pretrained(out / "ours" / "run", device="cpu")
+        rows += score_seeds(pipe, args, out, plan, scorer, asked, sampler, steps, pitch_range, args.vocoder or ["run"])
     scores = [r["metrics"]["score"] for r in rows]
     summary = {"rows": rows, "real": real_rows, "mean": sum(scores) / len(scores), "min": min(scores),
                "max": max(scores), "by_vocoder": {}}

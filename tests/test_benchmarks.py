@@ -296,12 +296,17 @@ def test_ttq_rescore_scores_the_same_generations_through_each_vocoder(tmp_path):
     args = argparse.Namespace(seeds="3", pitches=None)
     plan = {"label_field": None, "pitch": False}
     sampler = {"sampler": "euler", "guidance": None}
-    rows = {}
-    for spec in ("run", "init=pghi,n_iter=0", "run"):
-        pipe = Pipeline.from_pretrained(run, device="cpu")
-        voc = N.override_vocoder(pipe, None if spec == "run" else spec)
-        rows.setdefault(spec, []).extend(R.score_seeds(pipe, args, tmp_path, plan, Scorer(), [{}, {}], sampler, 2,
-                                                      None, voc))
-    assert rows["init=pghi,n_iter=0"][0]["vocoder"]["init"] == "pghi" and rows["run"][0]["vocoder"] is None
-    assert all(r["seed"] == 3 and r["n"] == 2 for rs in rows.values() for r in rs)
+    pipe = Pipeline.from_pretrained(run, device="cpu")
+    own = pipe.vocoder.config()
+    rows = R.score_seeds(pipe, args, tmp_path, plan, Scorer(), [{}, {}], sampler, 2, None,
+                         ["run", "init=pghi,n_iter=0", "run", "n_iter=1"])
+    assert [r["vocoder_spec"] for r in rows] == ["run", "init=pghi,n_iter=0", "run", "n_iter=1"]
+    assert rows[0]["vocoder"] is None and rows[1]["vocoder"]["init"] == "pghi"
+    assert rows[3]["vocoder"] == {"name": "griffinlim", **own, "n_iter": 1}  # changes apply to the run's own, not
+    assert all(r["seed"] == 3 and r["n"] == 2 for r in rows)                   # to the previous spec's
     assert torch.equal(heard[0], heard[2]) and not torch.allclose(heard[0], heard[1])
+    # decoding the generation's mel again through the run's own vocoder gives the generation's audio
+    pipe2 = Pipeline.from_pretrained(run, device="cpu")
+    gen = pipe2.generate(n=2, steps=2, sampler="euler", seed=3, progress=False)
+    assert torch.allclose(pipe2.rep.decode(gen.mel).float().clamp(-1, 1), gen.audio, atol=1e-6)
+    assert torch.equal(gen.audio, heard[0])
