@@ -41,7 +41,8 @@ def requests_for(plan: dict, pitches: str | None, n_per_pitch: int, pitch_range=
         else:
             chosen = [int(p) for p in pitches.split(",")]
         reqs = [{"pitch": p} for p in chosen for _ in range(n_per_pitch)]
-    reqs = [r for r in reqs if in_pitch_range(r["pitch"], pitch_range)]
+    if pitch_range is not None:
+        reqs = [r for r in reqs if in_pitch_range(r["pitch"], pitch_range)]
     if not reqs:
         raise SystemExit(f"no pitch to score (--pitches {pitches!r}, --pitch-range {pitch_range}); allowed: a choice "
                          "that leaves at least one pitch")

@@ -3,7 +3,7 @@
 Compares, in one run and on one device:
 - Griffin-Lim variants (`--gl-variants`, INIT:ITERATIONS): this package's Griffin-Lim (clamped pseudo-inverse +
   NNLS, fast GL with momentum 0.99) from random phase (`random:32` is the shipped vocoder, `random:100`) and from
-  phase-gradient integration (`pghi:0` is PGHI alone, `pghi:8` eight iterations after it);
+  phase-gradient integration (`pghi:0` is PGHI alone, `pghi:1` one Griffin-Lim iteration after it, `pghi:8` eight);
 - `torchaudio-gl-32`: torchaudio's InverseMelScale + GriffinLim (momentum 0.99, 32 iters), a peer implementation;
 - `neural`: a trained Vocos-style vocoder (`--neural DIR`, a vocoder folder or a training run);
 - `diffusion`: a trained diffusion vocoder (`--diffusion DIR`).
@@ -26,7 +26,8 @@ weights) and through the peers when their packages import (`--peers vocos,diffwa
 ../shared/device/peers_gpu.py built them: Vocos (mel-24k config, 13.5 M; fp32 as the issue measured it, and
 bf16 autocast, our neural vocoder's inference mode) and DiffWave base (C=64, 30 layers; bf16 autocast; one
 network call per step) at 6 and 50 steps, next to our diffusion vocoder at the same numbers of steps. Ratios:
-neural / Vocos fp32, diffusion / DiffWave at equal steps, Griffin-Lim / torchaudio's.
+neural / Vocos fp32, diffusion / DiffWave at equal steps, Griffin-Lim / torchaudio's; every row also against our
+Griffin-Lim with `--gl-iters` iterations (the `--gl-variants` rows are timed too).
 
     python benchmarks/vocoders.py --data ../shared/data --splits 3 --no-speed-table --out benchmarks/results/phase.json
 """
@@ -58,7 +59,7 @@ DATASETS = {"ljspeech_mini": "ljspeech_vocoder.yaml", "fsdd": "fsdd_vocoder.yaml
 MUSIC = {"piano": "notes16k_128", "sax": "notes16k_80"}
 MUSIC_VALID_FRACTION = 0.1  # split k of the notes uses split seed k (the speech sets: the recipe's seed, then 1000 + k)
 # Griffin-Lim variants of the quality table: `init:iterations` (random phase 32 is the shipped vocoder)
-GL_VARIANTS = "random:32,random:100,pghi:0,pghi:8,pghi:16,pghi:32"
+GL_VARIANTS = "random:32,random:100,pghi:0,pghi:1,pghi:2,pghi:8,pghi:32"
 
 
 def gl_variants(spec: str, mel: MelSpec, device) -> list[tuple[str, object]]:
@@ -249,8 +250,11 @@ def speed_table(a, device, batch: int, loaded: list, peers: list[str]) -> list[d
                               mel=mel).to(device).eval(), "untrained default config (speed only)"
 
     cands = []   # (label, fn, audio seconds per call, params, group)
-    gl = vocoders.build({"name": "griffinlim", "n_iter": a.gl_iters, "nnls_iters": 20}, mel=mel).to(device)
-    cands.append((f"ours griffinlim-{a.gl_iters}", lambda: gl(m), audio_s, 0, "gl"))
+    # Griffin-Lim with --gl-iters first (the row the peers and the other variants are compared with), then the other
+    # --gl-variants (PGHI alone, PGHI + k iterations, ...)
+    spec = ",".join(dict.fromkeys([f"random:{a.gl_iters}", *a.gl_variants.split(",")]))
+    for label, voc in gl_variants(spec, mel, device):
+        cands.append((f"ours {label}", lambda voc=voc: voc(m), audio_s, 0, "gl"))
     tgl = TorchaudioGriffinLim(mel, a.gl_iters).to(device)
     cands.append((f"peer torchaudio-gl-{a.gl_iters}", lambda: tgl(m), audio_s, 0, "gl"))
     neural, how = ours_of("neural")
@@ -286,7 +290,10 @@ def speed_table(a, device, batch: int, loaded: list, peers: list[str]) -> list[d
         except Exception as e:   # a peer that fails must not lose the other rows
             rows.append(dict(vocoder=label, group=group, error=f"{type(e).__name__}: {e}"[:300]))
         print(json.dumps(rows[-1]), flush=True)
-    for r in rows:    # ours / the peer of its group (speed-up factor > 1: ours is faster)
+    base = [q for q in rows if q["vocoder"] == f"ours griffinlim-{a.gl_iters}" and "error" not in q]
+    for r in rows:    # ours / the peer of its group (speed-up factor > 1: ours is faster), and / our Griffin-Lim
+        if base and "error" not in r:
+            r["speedup_vs_gl"] = r["x_real_time"] / base[0]["x_real_time"]
         peer = [q for q in rows if q["group"] == r["group"] and q["vocoder"].startswith("peer") and "error" not in q]
         if r["vocoder"].startswith("ours") and peer and "error" not in r:
             r["speedup_vs_peer"] = r["x_real_time"] / peer[0]["x_real_time"]
@@ -410,7 +417,7 @@ def main(argv=None) -> dict:
         print(f"\nside-by-side speed: batch {batch} x {a.seconds:g} s (ljspeech contract 22.05 kHz; Vocos at its 24 kHz)")
         rows = speed_table(a, device, batch, loaded, peers)
         results["speed_table"] = rows
-        head = f"{'vocoder':62} {'params':>8} {'x real time':>12} {'vs peer':>8}"
+        head = f"{'vocoder':62} {'params':>8} {'x real time':>12} {'vs peer':>8} {'vs GL-' + str(a.gl_iters):>8}"
         print(head)
         print("-" * len(head))
         for r in rows:
@@ -418,7 +425,8 @@ def main(argv=None) -> dict:
                 print(f"{r['vocoder']:62} ERROR {r['error']}")
                 continue
             ratio = f"{r['speedup_vs_peer']:7.2f}x" if "speedup_vs_peer" in r else ""
-            print(f"{r['vocoder']:62} {r['params'] / 1e6:7.2f}M {r['x_real_time']:12.4g} {ratio:>8}")
+            vs_gl = f"{r['speedup_vs_gl']:7.2f}x" if "speedup_vs_gl" in r else ""
+            print(f"{r['vocoder']:62} {r['params'] / 1e6:7.2f}M {r['x_real_time']:12.4g} {ratio:>8} {vs_gl:>8}")
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(results, indent=2))

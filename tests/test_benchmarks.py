@@ -37,16 +37,17 @@ def test_vocoder_benchmark_speed_table_without_peers(shared_data, tmp_path):
     out = tmp_path / "voc.json"
     _module("vocoders").main(["--data", str(shared_data), "--no-quality", "--peers", "none", "--batch", "1",
                               "--seconds", "0.5", "--repeats", "1", "--diffusion-steps", "1", "--gl-iters", "2",
-                              "--max-utts", "1", "--out", str(out)])
+                              "--max-utts", "1", "--gl-variants", "pghi:1,random:2", "--out", str(out)])
     rows = json.loads(out.read_text())["speed_table"]
     names = [r["vocoder"] for r in rows]
-    assert names[:2] == ["ours griffinlim-2", "peer torchaudio-gl-2"]
+    assert names[:3] == ["ours griffinlim-2", "ours pghi+gl-1", "peer torchaudio-gl-2"]  # --gl-iters' row first, once
+    assert rows[1]["speedup_vs_gl"] == pytest.approx(rows[1]["x_real_time"] / rows[0]["x_real_time"])
     assert any(n.startswith("ours neural (untrained") for n in names)
     assert any(n.startswith("ours diffusion 1 steps") for n in names)
     assert all("error" not in r and math.isfinite(r["x_real_time"]) and r["x_real_time"] > 0 for r in rows)
     gl = rows[0]
     assert gl["peer"] == "peer torchaudio-gl-2"
-    assert gl["speedup_vs_peer"] == pytest.approx(gl["x_real_time"] / rows[1]["x_real_time"])
+    assert gl["speedup_vs_peer"] == pytest.approx(gl["x_real_time"] / rows[2]["x_real_time"])
 
 
 def test_vocoder_benchmark_quality_over_splits_with_pitch_on_music(shared_data, tmp_path):
@@ -206,6 +207,8 @@ def test_time_to_quality_pitch_range_keeps_the_recorded_pitches_inside_it():
                                                                    {"pitch": 26}]
     with pytest.raises(SystemExit, match="applies|apply"):
         rescore.requests_for({**plan, "label_field": "instrument"}, None, 1, (24, 27))
+    labelled = {"label_field": "label", "pitch": False, "requests": [{"labels": 3}, {"labels": 7}]}
+    assert rescore.requests_for(labelled, None, 1) == labelled["requests"]  # a label plan, no range: all of it
 
 
 def test_pitch_ceiling_reads_real_notes_per_pitch(tmp_path):
