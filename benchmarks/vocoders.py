@@ -107,6 +107,41 @@ class TorchaudioGriffinLim(torch.nn.Module):
         return torch.nn.functional.pad(y, (0, mel.shape[-1] * self.mel.hop_length - y.shape[-1])).unsqueeze(1)
 
 
+class Oracle(torch.nn.Module):
+    """A decoder that is handed one half of the answer, to tell where a vocoder's loss comes from (`--oracles`).
+
+    `phase="pghi"`: the real STFT magnitude with PGHI's phase (what the phase recovery alone loses);
+    `phase="real"`: the contract's mel inverted to a magnitude (clamped pseudo-inverse + NNLS, as Griffin-Lim does)
+    with the real phase (what the mel and its inversion alone lose). Neither is a vocoder: both read the audio.
+    """
+
+    needs_audio = True
+
+    def __init__(self, mel: MelSpec, phase: str):
+        super().__init__()
+        self.mel, self.phase = mel, phase
+        self.inverse = vocoders.build({"name": "griffinlim", "n_iter": 0, "nnls_iters": 20}, mel=mel)
+
+    def num_parameters(self) -> int:
+        return 0
+
+    @torch.no_grad()
+    def from_audio(self, wav: torch.Tensor) -> torch.Tensor:
+        from audiodiff.vocoders.griffinlim import mel_to_linear
+        from audiodiff.vocoders.pghi import pghi_phase
+
+        m = self.mel
+        S = m.stft(wav.reshape(1, -1).float())
+        if self.phase == "pghi":
+            mag, phase = S.abs(), pghi_phase(S.abs(), m.n_fft, m.hop_length, m.window_length)
+        else:
+            mag = mel_to_linear(m.denormalize(m(wav.reshape(1, -1))).exp(), m, self.inverse.nnls_iters)
+            phase = S.angle()
+        y = torch.istft(torch.polar(mag, phase), m.n_fft, m.hop_length, m.window_length, window=m.window(wav.device),
+                        center=m.center, length=wav.shape[-1])
+        return y.unsqueeze(1)
+
+
 def experiment_cfg(dataset: str) -> dict:
     from omegaconf import OmegaConf
 
@@ -155,7 +190,7 @@ def evaluate(voc, clips: list[torch.Tensor], device, with_pesq: bool, pitches: l
     for wav in clips:
         wav = wav.to(device)[None]
         with torch.inference_mode():
-            est = voc(voc.mel(wav))
+            est = voc.from_audio(wav) if getattr(voc, "needs_audio", False) else voc(voc.mel(wav))
         rows.append(VM.resynthesis_metrics(wav.float().cpu(), est.float().cpu(), voc.mel, with_pesq=with_pesq))
         outs.append(est.float().cpu().reshape(-1)[: wav.shape[-1]].numpy())
     out = {}
@@ -165,7 +200,9 @@ def evaluate(voc, clips: list[torch.Tensor], device, with_pesq: bool, pitches: l
     if pitches is not None:
         from audiodiff.evaluation.pitch import pitch_accuracy
 
-        out["pitch_accuracy"] = pitch_accuracy(outs, voc.mel.sample_rate, pitches)["accuracy"]
+        acc = pitch_accuracy(outs, voc.mel.sample_rate, pitches)
+        out["pitch_accuracy"] = acc["accuracy"]
+        out["pitch_missed"] = sorted(it["asked_midi"] for it in acc["items"] if not it["correct"])  # which notes
     return out
 
 
@@ -336,6 +373,9 @@ def main(argv=None) -> dict:
     p.add_argument("--gl-iters", type=int, default=32)
     p.add_argument("--max-utts", type=int, default=8)
     p.add_argument("--no-pesq", action="store_true")
+    p.add_argument("--oracles", action="store_true",
+                   help="add two rows that are handed half the answer: the real magnitude with PGHI phase, and the "
+                        "mel-inverted magnitude with the real phase (where a decoder's loss comes from)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--peers", default="vocos,diffwave", help="speed peers: comma list of vocos,diffwave or 'none'")
     p.add_argument("--diffusion-steps", type=int, nargs="+", default=[6, 50], help="steps timed in the speed table")
@@ -373,6 +413,9 @@ def main(argv=None) -> dict:
                 pitches, seconds = None, None
             cands = gl_variants(a.gl_variants, mel, device)
             cands.append((f"torchaudio-gl-{a.gl_iters}", TorchaudioGriffinLim(mel, a.gl_iters).to(device)))
+            if a.oracles:
+                cands += [("oracle: real magnitude + PGHI phase", Oracle(mel, "pghi")),
+                          ("oracle: mel-inverted magnitude + real phase", Oracle(mel, "real"))]
             for d, v in loaded:
                 if v.mel == mel:
                     cands.append((f"{v.name} ({Path(d).name if Path(d).name != 'vocoder' else Path(d).parent.name})", v))
@@ -389,7 +432,7 @@ def main(argv=None) -> dict:
                 t0 = time.time()
                 q = evaluate(voc, clips, device, with_pesq=not a.no_pesq, pitches=pitches)
                 rows[name] = {**q, "params": voc.num_parameters(), "eval_wall_s": time.time() - t0}
-                if split == 0:
+                if split == 0 and not getattr(voc, "needs_audio", False):
                     s = speed(voc, clips, batch, a.seconds, device, a.repeats)
                     rows[name].update(x_real_time=s["x_real_time"], speed=s)
                 print(f"{ds} split {split} {name}: " + ", ".join(
