@@ -136,7 +136,9 @@ GENERATE_KEYS: dict[str, tuple[str, object, str]] = {
     "plot": ("bool", False, "also write a spectrogram PNG per clip"),
     "overwrite": ("bool", False, "write into an out folder that is not empty"),
     "device": ("path", None, "cpu, cuda, cuda:1, ... (default: cuda when available)"),
-    "vocoder": ("path", None, "mel models: a vocoder folder to use instead of the run's own"),
+    "vocoder": ("path", None, "mel models: a vocoder folder to use instead of the run's own, or changes to the "
+                              "run's own as a mapping, e.g. '{init:pghi,n_iter:0}' (phase-gradient phase, no "
+                              "Griffin-Lim iterations)"),
     "use_ema": ("bool", True, "use the EMA weights (false: the raw training weights)"),
     "step": ("value", None, "checkpoint step to load (default: the newest)"),
 }
@@ -305,7 +307,10 @@ def cmd_generate(args: list[str]) -> None:
         raise UsageError(f"out={folder} {what}; choose a new folder or add overwrite=true")
     from .pipeline import Pipeline
 
-    pipe = Pipeline.from_pretrained(kv["run"], device=kv["device"], use_ema=kv["use_ema"], vocoder=kv["vocoder"],
+    vocoder = kv["vocoder"]
+    if vocoder is not None and vocoder.lstrip().startswith("{"):
+        vocoder = _mapping("vocoder", vocoder)
+    pipe = Pipeline.from_pretrained(kv["run"], device=kv["device"], use_ema=kv["use_ema"], vocoder=vocoder,
                                     step=kv["step"])
     out = pipe.generate(n=kv["n"], seconds=kv["seconds"], steps=kv["steps"], sampler=kv["sampler"],
                         labels=kv["labels"], guidance=kv["guidance"], seed=kv["seed"], batch_size=kv["batch_size"],

@@ -205,6 +205,27 @@ class Generated:
         return spectrogram_figure([self.audio[i] for i in indices], self.sample_rate, titles)
 
 
+def _vocoder_settings(run_vocoder: dict | None, changes: dict | None) -> dict | None:
+    """The run's vocoder settings (`meta["vocoder"]`; None is Griffin-Lim) with `changes` applied: a dict naming
+    another vocoder (or a trained one's `path`) replaces them, any other dict changes or adds keys."""
+    if changes is None:
+        return run_vocoder
+    own = dict(run_vocoder or {"name": "griffinlim"})
+    changes = dict(changes)
+    if "path" in changes or changes.get("name", own.get("name")) != own.get("name"):
+        from .vocoders import VOCODERS
+
+        cls = VOCODERS.get(changes.get("name"))
+        if "path" not in changes and cls is not None and cls.trained:
+            raise PipelineError(f"vocoder={changes}: a {cls.name} vocoder learns its weights; give the folder of a "
+                                "trained one (vocoder=runs/<vocoder run>/vocoder)")
+        return changes
+    if "path" in own:
+        raise PipelineError(f"vocoder={changes}: this run decodes with the trained vocoder at {own['path']}, whose "
+                            "settings are its own; give a whole vocoder instead, e.g. {name: griffinlim, init: pghi}")
+    return {**own, **changes}
+
+
 class Pipeline:
     """Network + denoiser + sampler defaults (+ vocoder for mel models) of one trained run.
 
@@ -234,8 +255,9 @@ class Pipeline:
         try:  # the run's representation (audiodiff/representations/): what the network sees, and how to hear it
             self.rep = representations.from_meta(meta, mel)
             if self.rep.wants_vocoder:
-                self.rep.with_vocoder(vocoder if vocoder is not None else self._build_vocoder(meta.get("vocoder"),
-                                                                                                self.rep.contract))
+                if vocoder is None or isinstance(vocoder, dict):
+                    vocoder = self._build_vocoder(_vocoder_settings(meta.get("vocoder"), vocoder), self.rep.contract)
+                self.rep.with_vocoder(vocoder)
         except RepresentationError as e:
             raise PipelineError(str(e)) from None
         self.mel = self.rep.contract  # the mel contract of a mel model (None for a waveform model)
@@ -255,7 +277,9 @@ class Pipeline:
             device: where to run; default CUDA when available.
             dtype: optional autocast dtype for sampling (e.g. `torch.bfloat16` on GPU).
             use_ema: load the EMA weights (default) or the raw training weights.
-            vocoder: a vocoder object or directory to use instead of the run's own (contracts are checked).
+            vocoder: a vocoder object or directory to use instead of the run's own (contracts are checked), or a
+                dict of settings changing the run's own (`{"init": "pghi", "n_iter": 0}`: Griffin-Lim from
+                phase-gradient phase with no iterations; a dict with another `name` replaces it).
         """
         from .runs.checkpoint import find_run_dir, load_checkpoint
         from .runs.weights import diffusion_net
@@ -272,8 +296,12 @@ class Pipeline:
 
     def _build_vocoder(self, cfg, contract):
         from .runs.vocoder import run_vocoder
+        from .vocoders import VocoderError
 
-        return run_vocoder(cfg, contract).to(self.device)
+        try:
+            return run_vocoder(cfg, contract).to(self.device)
+        except (VocoderError, ValueError) as e:  # unknown settings, or values outside what the vocoder allows
+            raise PipelineError(f"vocoder: {e}") from None
 
     # ------------------------------------------------------------------ requests
     def _length(self, seconds, check_min: bool = True) -> int:
@@ -406,10 +434,13 @@ class Pipeline:
 
     def _provenance(self, steps: int, method: str, guidance, options: dict | None = None) -> dict:
         """What every item records about how it was made (run, checkpoint step, sampler and its options, steps,
-        guidance)."""
-        return {"run": None if self.run_dir is None else str(self.run_dir), "checkpoint_step": self.step,
+        guidance, and for a mel model the vocoder that decoded it)."""
+        made = {"run": None if self.run_dir is None else str(self.run_dir), "checkpoint_step": self.step,
                 "sampler": method, "steps": steps, "guidance": None if guidance is None else float(guidance),
                 "sampler_options": self._sampler_options(method) if options is None else options}
+        if self.vocoder is not None:
+            made["vocoder"] = {"name": self.vocoder.name, **self.vocoder.config()}
+        return made
 
     def _sigmas(self, steps: int, method: str):
         return generation.noise_levels(self.meta.get("schedule"), steps, self.device)

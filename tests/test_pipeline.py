@@ -114,6 +114,35 @@ def test_mel_model_with_vocoder_and_contract_check(tmp_path):
     assert pipe.continue_(x, seconds=0.1, steps=2, seed=0, progress=False).audio.shape[-1] > 2000
 
 
+def test_a_mel_runs_own_vocoder_is_changed_by_a_dict_of_settings(tmp_path, capsys):
+    """`vocoder={"init": "pghi", "n_iter": 0}` (Python) / `vocoder='{init:pghi,n_iter:0}'` (generate): the run's
+    Griffin-Lim with those settings, the rest kept; the clips say which vocoder made them; bad settings are one line."""
+    from audiodiff import cli
+
+    run = train(tiny_mel_cfg(tmp_path / "mel", steps=2))  # its vocoder: {name: griffinlim, n_iter: 4}
+    own = Pipeline.from_pretrained(run, device="cpu")
+    pghi = Pipeline.from_pretrained(run, device="cpu", vocoder={"init": "pghi", "n_iter": 0})
+    assert pghi.vocoder.config() == {**own.vocoder.config(), "init": "pghi", "n_iter": 0}
+    assert own.vocoder.config()["n_iter"] == 4 and pghi.rep.vocoder is pghi.vocoder
+    a, b = (p.generate(n=1, steps=2, seed=0, progress=False) for p in (own, pghi))
+    assert torch.equal(a.mel, b.mel) and not torch.allclose(a.audio, b.audio)  # same mel, another decoder
+    assert b.items[0]["vocoder"] == {"name": "griffinlim", **pghi.vocoder.config()}
+    whole = Pipeline.from_pretrained(run, device="cpu", vocoder={"name": "griffinlim"})  # same name: changes
+    assert whole.vocoder.config()["n_iter"] == 4
+    with pytest.raises(PipelineError, match="allowed settings: .*'init'"):
+        Pipeline.from_pretrained(run, device="cpu", vocoder={"inti": "pghi"})
+    with pytest.raises(PipelineError, match="learns its weights"):
+        Pipeline.from_pretrained(run, device="cpu", vocoder={"name": "neural"})
+    out = tmp_path / "gen"
+    cli.main(["generate", f"run={run}", "n=1", "steps=2", f"out={out}", "vocoder={init:pghi,n_iter:0}"])
+    item = json.loads((out / "generated.jsonl").read_text().splitlines()[0])
+    assert item["vocoder"]["init"] == "pghi" and item["vocoder"]["n_iter"] == 0
+    with pytest.raises(SystemExit) as e:
+        cli.main(["generate", f"run={run}", "n=1", f"out={tmp_path / 'bad'}", "vocoder={n_iter:-1}"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "\n" not in err and "n_iter" in err, err
+
+
 def test_model_with_class_and_pitch_takes_both(tmp_path):
     cfg = tiny_cfg(tmp_path / "both", steps=2)
     cfg["data"]["conditions"] = {"pitch": "pitch", "labels": "timbre"}
