@@ -410,6 +410,26 @@ def test_a_folder_of_yours_named_like_a_base_wins(tmp_path, monkeypatch):
     assert pipe.condition_spec.fields == {"pitch": "pitch"}  # the tiny pitch model, not the shipped digit base
 
 
+def test_a_base_is_exported_with_the_vocoder_it_ships(tmp_path):
+    """export_base(..., vocoder=...) writes the settings the base decodes with (the run's otherwise); settings that
+    cannot build are refused before anything is written."""
+    from audiodiff import Pipeline
+    from audiodiff.runs.export import export_base
+    from audiodiff.training import loop
+    from tests.helpers import tiny_mel_cfg
+
+    run = loop.train(tiny_mel_cfg(tmp_path / "mel", steps=2))  # the run: {name: griffinlim, n_iter: 4}
+    pghi = {"name": "griffinlim", "init": "pghi", "n_iter": 0}
+    base = export_base(run, "mel_pghi", out_root=tmp_path / "bases", vocoder=pghi)
+    assert json.loads((base / "meta.json").read_text())["vocoder"] == pghi
+    assert Pipeline.from_pretrained(base, device="cpu").vocoder.config()["init"] == "pghi"
+    kept = export_base(run, "mel_own", out_root=tmp_path / "bases")
+    assert json.loads((kept / "meta.json").read_text())["vocoder"] == {"name": "griffinlim", "n_iter": 4}
+    with pytest.raises(Exception, match="allowed settings"):
+        export_base(run, "mel_bad", out_root=tmp_path / "bases", vocoder={"name": "griffinlim", "inti": "pghi"})
+    assert not (tmp_path / "bases" / "mel_bad").exists()
+
+
 def test_int8_weights_are_within_half_a_step_and_a_base_keeps_its_data_settings(tmp_path):
     from audiodiff.runs.checkpoint import load_checkpoint
     from audiodiff.runs.export import export_base

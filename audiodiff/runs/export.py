@@ -18,7 +18,7 @@ __all__ = ["export_base"]
 
 
 def export_base(run, name: str, out_root=None, step: int | None = None, card: str | None = None,
-                overwrite: bool = False) -> Path:
+                overwrite: bool = False, vocoder: dict | None = None) -> Path:
     """Write the newest (or `step`) checkpoint of diffusion `run` as base `name`: its EMA weights stored as int8
     per output channel (:mod:`.quant`), its meta and mel contract; the card (README.md) beside them.
 
@@ -28,6 +28,8 @@ def export_base(run, name: str, out_root=None, step: int | None = None, card: st
         out_root: where base folders go (default: the package's `audiodiff/bases/`).
         card: the model card's text (README.md); None keeps the folder's card when there is one.
         overwrite: replace an existing base of that name (else an error).
+        vocoder: the vocoder settings the base decodes with (`{"name": "griffinlim", "init": "pghi", "n_iter": 0}`);
+            None keeps the run's.
     Returns:
         the base's folder.
     """
@@ -47,6 +49,11 @@ def export_base(run, name: str, out_root=None, step: int | None = None, card: st
     small = quantize_state(weights)  # int8 per output channel: a 5 M parameter network in about 5 MB
     meta.pop("step", None)
     meta["storage"] = STORAGE
+    if vocoder is not None:
+        from .vocoder import run_vocoder
+
+        run_vocoder(vocoder, ck["mel"])  # settings it cannot build with are an error here, not at the first generate
+        meta["vocoder"] = dict(vocoder)
     config = find_run_dir(Path(ck["dir"])) / "config.yaml"
     if config.is_file():  # what a fine-tune adopts (loudness, crops, ...): a base has no config.yaml of its own
         import yaml
