@@ -339,9 +339,12 @@ def test_hydra_errors_are_one_line_usage_errors(capsys):
     code, _, err = main_exit(capsys, ["train", "train.steps=[1"])
     assert code == 2
     assert_one_line(err, "train", "'train.steps=[1'")
-    code, _, err = main_exit(capsys, ["config", "vocoder=griffinlim"])
+    code, _, err = main_exit(capsys, ["config", "mel=fsdd"])  # a group the diffusion task places under data.mel
     assert code == 2
-    assert_one_line(err, "config", "+vocoder=<option>", "griffinlim")
+    assert_one_line(err, "config", "+mel=<option>", "fsdd")
+    code, _, err = main_exit(capsys, ["config", "vocoder=nope"])  # a diffusion run's vocoder: one of its files
+    assert code == 2
+    assert_one_line(err, "config", "vocoder=nope", "griffinlim", "vocoder.path=DIR")
 
 
 def test_hydra_error_real_command():
