@@ -358,7 +358,7 @@ def _apply_vocoder(cfg, ops: list[tuple[str, object, bool]]) -> None:
                 if value not in options:
                     raise UsageError(f"vocoder={value}: there is no configs/vocoder/{value}.yaml; allowed: null, "
                                      f"{', '.join(options)}, a mapping {{name: ..., ...}} or vocoder.path=DIR")
-                cur = {k: v for k, v in group_file("vocoder", value).items()}
+                cur = group_file("vocoder", value)
             elif isinstance(value, dict):
                 cur = dict(value)
             else:

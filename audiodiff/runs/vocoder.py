@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..mel import MelSpec
 from ..vocoders import build
-from ..vocoders.base import CONFIG_FILE, Vocoder, VocoderError, from_state, read_vocoder_dir
+from ..vocoders.base import CONFIG_FILE, Vocoder, VocoderError, from_state, read_vocoder_dir, vocoder_class
 from .checkpoint import load_checkpoint
 
 
@@ -40,10 +40,23 @@ def load_vocoder(path, device=None, step: int | None = None, ema: bool = True) -
     return voc.to(device) if device is not None else voc
 
 
+def check_run_vocoder(cfg: dict | None) -> None:
+    """A mel diffusion run's vocoder setting names a vocoder it can build: a trained one by its `path`, or one
+    without weights (Griffin-Lim) by its settings; VocoderError naming the way out otherwise."""
+    if not cfg or cfg.get("path"):
+        return
+    cls = vocoder_class(cfg.get("name"))
+    if cls.trained:
+        raise VocoderError(f"vocoder {cls.name!r} learns its weights: train one (a vocoder experiment, e.g. "
+                           "experiment=fsdd_vocoder) and name it with vocoder.path=runs/<that run>/vocoder, or use "
+                           "vocoder.name=griffinlim")
+
+
 def run_vocoder(cfg: dict | None, mel: MelSpec) -> Vocoder:
     """The vocoder a mel diffusion run's meta names (`meta["vocoder"]`): a trained one when it has a `path`, else
     built from its settings under the run's `mel` contract (None: Griffin-Lim)."""
     cfg = dict(cfg or {"name": "griffinlim"})
     if cfg.get("path"):
         return load_vocoder(cfg["path"])
+    check_run_vocoder(cfg)
     return build({**cfg, "mel": mel.to_dict()})

@@ -192,14 +192,16 @@ def check_sections(cfg: dict) -> None:
     if voc is not None and not isinstance(voc, dict):
         raise _bad("vocoder", voc, "null or a mapping (see configs/vocoder/)")
     if voc and not voc.get("path"):
+        from ..runs.vocoder import check_run_vocoder
+
         try:
             cls = vocoders.vocoder_class(voc.get("name"))
         except vocoders.VocoderError as e:
             raise TrainingConfigError(f"vocoder.name: {e}") from None
-        if cls.trained:
-            raise TrainingConfigError(f"vocoder {cls.name!r} learns its weights: train one (a vocoder experiment, e.g. "
-                                      "experiment=fsdd_vocoder) and name it with vocoder.path=runs/<that run>/vocoder, "
-                                      "or use vocoder.name=griffinlim")
+        try:
+            check_run_vocoder(voc)  # a vocoder that learns its weights is named by its folder
+        except vocoders.VocoderError as e:
+            raise TrainingConfigError(str(e)) from None
         _check_keys("vocoder", {k: v for k, v in voc.items() if k != "name"},
                     [a for a in inspect.signature(cls.__init__).parameters if a not in ("self", "mel")])
 
