@@ -299,6 +299,14 @@ class Scorer:
             pr = pitch_accuracy([c.float() for c in clips], sample_rate, [a["pitch"] for a in asked])
             out.update(pitch_accuracy=pr["accuracy"], median_abs_cents=pr["median_abs_cents"],
                        n_unvoiced=pr["n_unvoiced"], octave_errors=pr["octave_errors"])
+            from audiodiff.evaluation.onsets import note_onsets
+
+            on = note_onsets([c.float() for c in clips], sample_rate,
+                             voiced_fraction=[r["voiced_fraction"] for r in pr["items"]])
+            out.update(one_onset=on["one_onset"], clean_notes=on["clean_notes"], mean_onsets=on["mean_onsets"],
+                       pitch_missed=sorted(a["pitch"] for a, r in zip(asked, pr["items"]) if not r["correct"]),
+                       not_clean=sorted(a["pitch"] for a, r, o in zip(asked, pr["items"], on["items"])
+                                        if o["n_onsets"] != 1 or r["voiced_fraction"] <= 0))
         out["score"] = out[self.primary]
         return out
 
@@ -468,7 +476,8 @@ def vocode_real(cfg: dict, clips: list) -> list:
 
 
 def _fmt_metrics(m: dict) -> str:
-    keys = ("accuracy", "inception_score", "frechet_distance", "pitch_accuracy", "median_abs_cents")
+    keys = ("accuracy", "inception_score", "frechet_distance", "pitch_accuracy", "median_abs_cents",
+            "one_onset", "clean_notes")
     return ", ".join(f"{k} {m[k]:.3f}" for k in keys if isinstance(m.get(k), (int, float)))
 
 
@@ -686,7 +695,8 @@ def _cell(v, fmt=".3f"):
 def markdown(result: dict) -> str:
     """The tables: every point of each side with the real row, the equal-minutes comparison, minutes to the best."""
     metric_cols = [("score", "score"), ("accuracy", "acc"), ("inception_score", "IS"), ("frechet_distance", "FD"),
-                   ("pitch_accuracy", "pitch acc"), ("median_abs_cents", "median cents")]
+                   ("pitch_accuracy", "pitch acc"), ("median_abs_cents", "median cents"),
+                   ("one_onset", "one onset"), ("clean_notes", "clean notes")]
     pts = [p for s in SIDES for p in result["sides"].get(s, {}).get("points", [])]
     have = [(k, h) for k, h in metric_cols if any(k in p["metrics"] for p in pts) or k in result["real"]]
     head = ["side", "params M", "minutes", "step", "sampler"] + [h for _, h in have]

@@ -214,6 +214,30 @@ def test_time_to_quality_pitch_range_keeps_the_recorded_pitches_inside_it():
     assert rescore.requests_for(labelled, None, 1) == labelled["requests"]  # a label plan, no range: all of it
 
 
+def test_time_to_quality_scores_onsets_beside_pitch_on_note_recipes():
+    """A pitch recipe's score counts onsets too: a clean strike is clean, a second strike and silence are not."""
+    import numpy as np
+    import torch
+
+    ttq = _module("time_to_quality")
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+
+    def strike(start, midi):
+        f0 = 440.0 * 2 ** ((midi - 69) / 12)
+        return np.where(t >= start, np.exp(-np.clip(t - start, 0, None) / 0.4), 0.0) * np.sin(2 * np.pi * f0 * t)
+
+    clips = [torch.tensor(0.5 * strike(0.1, 60), dtype=torch.float32),
+             torch.tensor(0.5 * (strike(0.1, 64) + strike(1.0, 64)), dtype=torch.float32),
+             torch.zeros(2 * sr)]
+    m = ttq.Scorer({"pitch": True}).score(clips, sr, [{"pitch": 60}, {"pitch": 64}, {"pitch": 67}])
+    assert m["pitch_accuracy"] == pytest.approx(2 / 3) and m["pitch_missed"] == [67]
+    assert m["one_onset"] == pytest.approx(1 / 3) and m["clean_notes"] == pytest.approx(1 / 3)
+    assert m["not_clean"] == [64, 67] and m["mean_onsets"] == pytest.approx(1.0)
+    assert "one onset" in ttq.markdown({"recipe": "piano", "settings": {"threads": 1, "schedule": "sequential"},
+                                        "sides": {}, "real": {"n": 3, **m}})
+
+
 def test_pitch_ceiling_reads_real_notes_per_pitch(tmp_path):
     """Sines labelled with their own MIDI pitch are read right; a note labelled an octave off is not; the range
     keeps only the notes inside it."""
