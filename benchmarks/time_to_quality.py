@@ -106,6 +106,9 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2, help="torch threads per training process (default 2)")
     p.add_argument("--out", default=None, help="output folder (default runs/time_to_quality/<recipe>)")
     p.add_argument("--peer", action="store_true", help="train audio-diffusion-pytorch's UNetV0 beside ours")
+    p.add_argument("--peer-steps", type=int, default=None,
+                   help="the peer's train.steps (its learning-rate schedule and stop), so each side's cosine can "
+                        "end within the budget at its own pace (default: ours, train.steps)")
     p.add_argument("--schedule", choices=("auto", "parallel", "sequential"), default="auto",
                    help="with --peer: side by side (each --threads), one after the other, or auto (side by side "
                         "when 2 x threads <= CPU count)")
@@ -133,7 +136,9 @@ def parse_args(argv):
               ("--judge-epochs", args.judge_epochs, args.judge_epochs >= 1, "an integer >= 1"),
               ("--real-n", args.real_n, args.real_n >= 2, "an integer >= 2"),
               ("--seed", args.seed, args.seed >= 0, "an integer >= 0"),
-              ("--gen-batch", args.gen_batch, args.gen_batch >= 1, "an integer >= 1")]
+              ("--gen-batch", args.gen_batch, args.gen_batch >= 1, "an integer >= 1"),
+              ("--peer-steps", args.peer_steps, args.peer_steps is None or args.peer_steps >= 1,
+               "an integer >= 1")]
     for name, value, ok, allowed in checks:
         if not ok:
             raise UsageError(f"{name}={value!r} is not allowed; allowed: {allowed}")
@@ -564,7 +569,9 @@ def run_peer(cfg: dict, plan: dict, args, out: Path) -> list[dict]:
     from audiodiff.training.loop import to_device
     from audiodiff.training.runtime import BatchOrder, batches, lr_at, pick_device, seed_everything
 
-    t = cfg["train"]
+    t = dict(cfg["train"])
+    if args.peer_steps is not None:
+        t["steps"] = int(args.peer_steps)
     device = pick_device(t["device"])
     seed_everything(t["seed"])  # as train() does before building the data: same crops, same noise stream start
     data = build_dataset(cfg["data"], split="train", seed=t["seed"])
@@ -607,7 +614,7 @@ def run_peer(cfg: dict, plan: dict, args, out: Path) -> list[dict]:
     guidance = args.guidance if cond_all else None
     meta = {"unet": model.unet_config, "params": n_params, "ours_params": plan["ours_params"],
             "objective": "VDiffusion (v-objective, sigma ~ U[0, 1])", "cond_drop_prob": mask_proba,
-            "optimizer": {k: t[k] for k in ("lr", "betas", "weight_decay", "warmup_steps", "min_lr_ratio",
+            "optimizer": {k: t[k] for k in ("lr", "betas", "weight_decay", "warmup_steps", "min_lr_ratio", "steps",
                                             "grad_clip", "ema_decay", "batch_size", "accumulate")}}
     (out / "peer" / "peer.json").write_text(json.dumps(meta, indent=2))
 
@@ -883,7 +890,8 @@ def main(argv=None) -> dict:
                      "sampler": f"ours {method} {args.steps} steps, peer VSampler {args.steps} steps, "
                                 f"guidance {args.guidance:g}, seed {args.seed}",
                      "train": {k: cfg["train"][k] for k in ("lr", "warmup_steps", "batch_size", "steps", "ema_decay",
-                                                            "seed")}},
+                                                            "seed")},
+                     "peer_steps": args.peer_steps if args.peer else None},
         "measure": {"primary": "pitch accuracy (pYIN, 50 cents)" if plan["pitch"] else
                     f"judge accuracy of the asked {plan['label_field']!r}",
                     "judge": plan.get("judge"), "label_field": plan["label_field"], "pitch": plan["pitch"]},

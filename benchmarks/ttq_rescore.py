@@ -4,7 +4,9 @@ Issue 11 asks for some rows over several seeds (tones_full: 3 training x 3 sampl
 the pitches between the recorded ones. `benchmarks/time_to_quality.py` scores each point at one sampling seed;
 this script reads the runs it wrote (`<out>/plan.json`, `<out>/ours/run`) and scores the newest checkpoint with
 the same measure (`time_to_quality.Scorer`), the same requests (or `--pitches`), the same sampler settings,
-at each `--seeds` value. Off any training clock: scoring only.
+at each `--seeds` value, or with `--sampler` / `--steps` / `--guidance` changed (sampling levers need no
+retraining). With `--pitch-range` the real held-out notes in the range are scored too, as recorded and through
+mel + the run's vocoder. Off any training clock: scoring only.
 
     .venv/bin/python benchmarks/ttq_rescore.py runs/ttq/tones_s0 runs/ttq/tones_s1 runs/ttq/tones_s2 \
         --seeds 0,1000,2000 --json runs/ttq/tones_full_seeds.json
@@ -83,9 +85,11 @@ def score_seeds(pipe, args, out: Path, plan: dict, scorer, asked: list[dict], sa
             audio = gen.audio if spec == "run" else pipe.rep.decode(gen.mel).float().clamp(-1, 1)
             m = scorer.score(audio, gen.sample_rate, asked)
             rows.append({"run": str(out), "step": pipe.step, "seed": seed, "n": len(asked), "steps": steps,
+                         "sampler": sampler["sampler"], "guidance": sampler["guidance"],
                          "pitches": args.pitches or "trained", "pitch_range": pitch_range, "vocoder_spec": spec,
                          "vocoder": vocoder, "metrics": m})
-            print(f"{out}  step {pipe.step}  seed {seed}  {T._fmt_metrics(m)}  vocoder {spec}", flush=True)
+            print(f"{out}  step {pipe.step}  seed {seed}  {sampler['sampler']} {steps}, guidance {sampler['guidance']}  "
+                  f"{T._fmt_metrics(m)}  vocoder {spec}", flush=True)
     return rows
 
 
@@ -99,6 +103,9 @@ def main(argv=None) -> dict:
                    help="score only MIDI LO..HI (pitch-only recipes), and the real held-out notes in it beside them")
     p.add_argument("--real-n", type=int, default=200, help="real held-out notes at most, with --pitch-range")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the run's points')")
+    p.add_argument("--sampler", default=None, help="sampler (default: the run's points')")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale (default: the run's points'; 1 = off)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--vocoder", action="append", default=None, metavar="KEY=VALUE,...",
                    help="score through the run's vocoder with these settings changed (init=pghi,n_iter=0); "
@@ -108,6 +115,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
 
     import torch
+    import yaml
 
     import time_to_quality as T
     from audiodiff import Pipeline
@@ -118,7 +126,11 @@ def main(argv=None) -> dict:
     for out in args.outs:
         plan = json.loads((out / "plan.json").read_text())
         point = [json.loads(line) for line in (out / "ours" / "points.jsonl").read_text().splitlines()][-1]
-        sampler = point["sampler"]
+        sampler = dict(point["sampler"])
+        if args.sampler is not None:
+            sampler["sampler"] = args.sampler
+        if args.guidance is not None:
+            sampler["guidance"] = args.guidance
         steps = args.steps or sampler["steps"]
         asked = requests_for(plan, args.pitches, args.n_per_pitch, pitch_range)
         scorer = T.Scorer(plan)
@@ -127,6 +139,11 @@ def main(argv=None) -> dict:
             m = scorer.score(clips, plan["sample_rate"], real_asked)
             real_rows.append({"run": str(out), "what": "real held-out notes in the pitch range", "metrics": m})
             print(f"{out}  real held-out in MIDI {pitch_range[0]}..{pitch_range[1]}  {T._fmt_metrics(m)}", flush=True)
+            cfg = yaml.safe_load((out / "ours" / "run" / "config.yaml").read_text())
+            if cfg["data"].get("representation") == "mel":
+                m = scorer.score(T.vocode_real(cfg, clips), plan["sample_rate"], real_asked)
+                real_rows.append({"run": str(out), "what": "the same through mel + the run's vocoder", "metrics": m})
+                print(f"{out}  the same through mel + vocoder  {T._fmt_metrics(m)}", flush=True)
         pipe = Pipeline.from_pretrained(out / "ours" / "run", device="cpu")
         rows += score_seeds(pipe, args, out, plan, scorer, asked, sampler, steps, pitch_range, args.vocoder or ["run"])
     scores = [r["metrics"]["score"] for r in rows]

@@ -179,6 +179,10 @@ def test_time_to_quality_comparison_and_arguments():
         ttq.parse_args(["--recipe", "fsdd_mel", "--bogus"])
     args, overrides = ttq.parse_args(["--recipe", "fsdd_mel", "train.lr=5e-4", "--peer"])
     assert overrides == ["train.lr=5e-4"] and args.peer and args.threads == 2 and args.n_per_class == 20
+    assert args.peer_steps is None
+    assert ttq.parse_args(["--recipe", "drums", "--peer", "--peer-steps", "6000"])[0].peer_steps == 6000
+    with pytest.raises(UsageError, match=r"--peer-steps=0 is not allowed; allowed: an integer >= 1"):
+        ttq.parse_args(["--recipe", "drums", "--peer-steps", "0"])
 
 
 def test_time_to_quality_pitch_range_keeps_the_recorded_pitches_inside_it():
