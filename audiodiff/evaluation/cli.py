@@ -8,7 +8,8 @@ The generated folder holds WAV files and optionally `generated.jsonl`: one JSON 
 `{"path": "000.wav", "pitch": 60}`. Always, with no reference, we report clip statistics (durations, sample rate,
 RMS level in dBFS, near-silent and clipping shares). With a judge we report accuracy of the asked labels, IS, mIS
 and the Frechet distance of judge features to the real training recordings, next to the same figures for real
-held-out recordings (the reference row). With asked pitches we report pYIN pitch accuracy. Each part that could
+held-out recordings (the reference row). With asked pitches we report pYIN pitch accuracy and the notes' onsets
+(:mod:`audiodiff.evaluation.onsets`: the share with exactly one, and of clean notes). Each part that could
 not be scored gets a note saying what it needs; a judge whose held-out accuracy cannot be trusted gets a warning.
 Writes `report.json`, `report.md`, `spectrograms.png` and `pitch.png` into `out` (default `<folder>/evaluation`).
 """
@@ -256,6 +257,7 @@ def evaluate_generated(generated, real=None, judge=None, label: str | None = Non
     from audiodiff.audio import info as audio_info
     from audiodiff.evaluation import metrics as M
     from audiodiff.evaluation.embeddings import build as build_embedder
+    from audiodiff.evaluation.onsets import note_onsets
     from audiodiff.evaluation.pitch import pitch_accuracy, plot_pitch_scatter
     from audiodiff.evaluation.report import write_report
     from audiodiff.plots import spectrogram_grid
@@ -390,6 +392,12 @@ def evaluate_generated(generated, real=None, judge=None, label: str | None = Non
         notes.append(f"pitch accuracy: pYIN median f0 within {tolerance_cents:g} cents of the asked pitch "
                      f"({pr['n_unvoiced']} unvoiced, {pr['octave_errors']} octave errors, median |error| "
                      f"{pr['median_abs_cents']:.1f} cents).")
+        on = note_onsets(clips, sr, voiced_fraction=[r["voiced_fraction"] for r in pr["items"]])
+        rows["generated"].update(one_onset=on["one_onset"], clean_notes=on["clean_notes"])
+        results["onsets"] = on
+        notes.append(f"onsets: spectral-flux onsets per note (threshold {on['delta']:g} of the clip's strongest "
+                     f"rise); one onset {on['one_onset']:.1%}, none {on['no_onset']:.1%}, more {on['multi_onset']:.1%}; "
+                     "a clean note has one onset and a voiced frame.")
     else:
         not_scored.append(f"pitch accuracy needs asked pitches: a `{pitch_field}` field in {GENERATED_MANIFEST}.")
     rows["generated"].update({k: v for k, v in clip_summary.items() if k != "n"})

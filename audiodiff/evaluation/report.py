@@ -25,6 +25,8 @@ COLUMNS = (
     ("frechet_distance", "FD (judge)", "{:.3f}"),
     ("embedding_frechet_distance", "FD (embedder)", "{:.3f}"),
     ("pitch_accuracy", "pitch acc.", "{:.1%}"),
+    ("one_onset", "one onset", "{:.1%}"),
+    ("clean_notes", "clean notes", "{:.1%}"),
 )
 # the reference-free clip statistics (:func:`audiodiff.evaluation.metrics.clip_statistics`), their own table
 STAT_COLUMNS = (

@@ -12,6 +12,7 @@ from audiodiff.evaluation import metrics as M
 from audiodiff.errors import UsageError
 from audiodiff.evaluation.cli import EVAL_KEYS, main, read_generated
 from audiodiff.evaluation.judge import Judge, fit_length
+from audiodiff.evaluation.onsets import note_onsets
 from audiodiff.evaluation.report import write_report
 
 SR = 8000
@@ -79,8 +80,12 @@ def test_report_files_hold_the_metrics_recomputed_independently(setup):
     held = report["rows"]["real (held-out)"]
     assert held["n"] == 9 and held["frechet_distance"] >= 0 and 0 <= held["accuracy"] <= 1
     assert len(report["pitch"]["items"]) == 6
+    clips = [sf.read(str(gen / a["path"]), dtype="float32")[0] for a in asked]
+    on = note_onsets(clips, SR, voiced_fraction=[r["voiced_fraction"] for r in report["pitch"]["items"]])
+    assert row["one_onset"] == on["one_onset"] and row["clean_notes"] == on["clean_notes"]
+    assert [i["n_onsets"] for i in report["onsets"]["items"]] == [i["n_onsets"] for i in on["items"]]
     md = (out / "report.md").read_text()
-    assert "| set | n | accuracy | IS | mIS | FD (judge) | pitch acc. |" in md
+    assert "| set | n | accuracy | IS | mIS | FD (judge) | pitch acc. | one onset | clean notes |" in md
     assert f"{row['inception_score']:.3f}" in md and f"{held['frechet_distance']:.3f}" in md
     assert "judge's held-out split" in md
     for png in ("spectrograms.png", "pitch.png"):
