@@ -12,7 +12,9 @@ What it does (issue 11, Must-show 1 and 2):
    parameter count trains on the same batches: the same `build_dataset(cfg["data"])`, the same
    `BatchOrder` / `batches` stream of the loop (same order, crops and loudness), the same optimizer settings,
    learning-rate schedule, gradient clipping and EMA, with its own objective, sampler and classifier-free
-   guidance. It is scored by the same judge on the same requests at the same training minutes. By default the
+   guidance (`--peer-steps` / `--peer-lr` give it its own schedule length and learning rate, e.g. the settings it
+   was measured best with when ours changed). It is scored by the same judge on the same requests at the same
+   training minutes. By default the
    two train side by side in two processes (`--threads` each) when both fit on the CPU, else one after the other.
 
 Measures (from the recipe's conditions): a class label -> a judge classifier trained once on the real
@@ -109,6 +111,9 @@ def parse_args(argv):
     p.add_argument("--peer-steps", type=int, default=None,
                    help="the peer's train.steps (its learning-rate schedule and stop), so each side's cosine can "
                         "end within the budget at its own pace (default: ours, train.steps)")
+    p.add_argument("--peer-lr", type=float, default=None,
+                   help="the peer's train.lr, when ours is changed from the settings the peer was measured with "
+                        "(default: ours)")
     p.add_argument("--schedule", choices=("auto", "parallel", "sequential"), default="auto",
                    help="with --peer: side by side (each --threads), one after the other, or auto (side by side "
                         "when 2 x threads <= CPU count)")
@@ -138,7 +143,8 @@ def parse_args(argv):
               ("--seed", args.seed, args.seed >= 0, "an integer >= 0"),
               ("--gen-batch", args.gen_batch, args.gen_batch >= 1, "an integer >= 1"),
               ("--peer-steps", args.peer_steps, args.peer_steps is None or args.peer_steps >= 1,
-               "an integer >= 1")]
+               "an integer >= 1"),
+              ("--peer-lr", args.peer_lr, args.peer_lr is None or (0 < args.peer_lr < 1), "a number in (0, 1)")]
     for name, value, ok, allowed in checks:
         if not ok:
             raise UsageError(f"{name}={value!r} is not allowed; allowed: {allowed}")
@@ -572,6 +578,8 @@ def run_peer(cfg: dict, plan: dict, args, out: Path) -> list[dict]:
     t = dict(cfg["train"])
     if args.peer_steps is not None:
         t["steps"] = int(args.peer_steps)
+    if args.peer_lr is not None:
+        t["lr"] = float(args.peer_lr)
     device = pick_device(t["device"])
     seed_everything(t["seed"])  # as train() does before building the data: same crops, same noise stream start
     data = build_dataset(cfg["data"], split="train", seed=t["seed"])
@@ -891,7 +899,8 @@ def main(argv=None) -> dict:
                                 f"guidance {args.guidance:g}, seed {args.seed}",
                      "train": {k: cfg["train"][k] for k in ("lr", "warmup_steps", "batch_size", "steps", "ema_decay",
                                                             "seed")},
-                     "peer_steps": args.peer_steps if args.peer else None},
+                     "peer_steps": args.peer_steps if args.peer else None,
+                     "peer_lr": args.peer_lr if args.peer else None},
         "measure": {"primary": "pitch accuracy (pYIN, 50 cents)" if plan["pitch"] else
                     f"judge accuracy of the asked {plan['label_field']!r}",
                     "judge": plan.get("judge"), "label_field": plan["label_field"], "pitch": plan["pitch"]},

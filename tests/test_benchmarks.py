@@ -183,6 +183,8 @@ def test_time_to_quality_comparison_and_arguments():
     assert ttq.parse_args(["--recipe", "drums", "--peer", "--peer-steps", "6000"])[0].peer_steps == 6000
     with pytest.raises(UsageError, match=r"--peer-steps=0 is not allowed; allowed: an integer >= 1"):
         ttq.parse_args(["--recipe", "drums", "--peer-steps", "0"])
+    with pytest.raises(UsageError, match=r"--peer-lr=2.0 is not allowed; allowed: a number in \(0, 1\)"):
+        ttq.parse_args(["--recipe", "drums", "--peer-lr", "2"])
 
 
 def test_time_to_quality_pitch_range_keeps_the_recorded_pitches_inside_it():
