@@ -71,6 +71,24 @@ def from_data(cfg: dict, conditions=None, representation=None) -> dict:
     return cfg
 
 
+def narrow_top_level(cfg: dict) -> str | None:
+    """Why a 1-D mel net's first level is too narrow for its bands, or None when it is not.
+
+    With the bands as channels (`mel_bands` > 0) the net's first level carries each frame in `channels[0]`
+    features and the output head maps them to the `mel_bands * patch` outputs of that frame: with fewer features
+    than outputs every frame's prediction lies in a `channels[0]`-dimensional subspace, and the noise outside it
+    can never be removed. Measured on piano (128 bands): 96 channels left speckle that reads as extra onsets
+    (benchmarks/README.md "Fidelity").
+    """
+    bands = int(cfg.get("mel_bands") or 0) * int(cfg.get("patch") or 1) * int(cfg.get("in_channels") or 1)
+    channels = cfg.get("channels") or []
+    if cfg.get("name") != "unet1d" or bands <= 0 or not channels or int(channels[0]) >= bands:
+        return None
+    return (f"model.channels[0]={int(channels[0])} is narrower than the {bands} mel bands it carries per frame, so "
+            f"each frame's output is limited to {int(channels[0])} directions; allowed without this warning: "
+            f"model.channels[0] >= {bands}")
+
+
 def configs_dir() -> Path:
     """Return the configs folder: $AUDIODIFF_CONFIGS if set, else <repo root>/configs."""
     env = os.environ.get("AUDIODIFF_CONFIGS")

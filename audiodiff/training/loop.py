@@ -368,6 +368,9 @@ class DiffusionTask:
         net_cfg = dict(cfg["model"])
         if init is None:  # the data decides which conditions the network takes (and `mel_bands: auto`)
             net_cfg = models.from_data(net_cfg, conditions, rep)
+            narrow = models.narrow_top_level(net_cfg)
+            if narrow:
+                log.warning(narrow)
         net = models.build(net_cfg)
         lora = dict(t["lora"]) if t["lora"] else None
         self.merge_lora_at_end = bool(lora.pop("merge", False)) if lora else False

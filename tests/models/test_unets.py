@@ -379,3 +379,31 @@ def test_inductor_compile_matches_eager():
     compiled = torch.compile(net)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x, c), net(x, c), rtol=1e-4, atol=1e-5)
+
+
+def _output_rank(net, bands, frames, n=160):
+    """Rank of the (centred) outputs of `net` over `n` random inputs, the output head given random weights."""
+    torch.manual_seed(0)
+    torch.nn.init.normal_(net.body.out_conv.weight, std=0.1)
+    with torch.no_grad():
+        x = torch.randn(n, 1, bands, frames)
+        y = net(x, torch.zeros(n)).reshape(n, -1).double()
+    return int(torch.linalg.matrix_rank(y - y.mean(0), rtol=1e-7))
+
+
+def test_a_first_level_narrower_than_the_bands_limits_every_output_and_is_named():
+    """Closed form: the head is a convolution of the first level's channels[0] x frames features, so the outputs
+    (bands x frames numbers) span at most channels[0] x frames directions; as wide as the bands, they span all."""
+    from audiodiff.models import narrow_top_level
+
+    bands, frames = 16, 8
+    cfg = dict(name="unet1d", mel_bands=bands, channels=[4, 8], factors=[1, 2], blocks=[1, 1],
+               attention=[False, False], top_norm="position")
+    assert _output_rank(build(cfg), bands, frames) <= 4 * frames < bands * frames
+    wide = {**cfg, "channels": [bands, 8]}
+    assert _output_rank(build(wide), bands, frames) == bands * frames
+    assert "model.channels[0]=4 is narrower than the 16 mel bands" in narrow_top_level(cfg)
+    assert "model.channels[0] >= 16" in narrow_top_level(cfg)
+    assert narrow_top_level(wide) is None
+    assert narrow_top_level({**cfg, "mel_bands": 0}) is None          # a waveform net: nothing to say
+    assert narrow_top_level({**cfg, "name": "unet2d"}) is None       # bands are an axis there, not channels
