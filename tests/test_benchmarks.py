@@ -373,3 +373,24 @@ def test_vocoder_benchmark_oracles_hold_half_the_answer():
     dphi = torch.angle(R[0, peak, mid] * S[0, peak, mid].conj())
     assert dphi.abs().max() < 0.1, dphi.abs().max()
     assert V.Oracle(mel, "pghi").num_parameters() == 0 and V.Oracle.needs_audio
+
+
+def test_denoiser_probe_jitter_closed_form_and_refusals(tmp_path):
+    """Jitter is the mean |second difference| over frames: 0 for a ramp, 4 for +-1 alternation; a run on
+    synthetic data (no held-out clip on disk) is refused in one line."""
+    import torch
+
+    from audiodiff.errors import UsageError
+    from audiodiff.training.loop import train
+    from tests.helpers import tiny_mel_cfg
+
+    P = _module("denoiser_probe")
+    ramp = torch.arange(10.0).repeat(2, 3, 1)                        # (B=2, M=3, T=10)
+    assert P.jitter(ramp) == pytest.approx(0.0)
+    alt = torch.tensor([1.0, -1.0] * 5).repeat(1, 1, 4, 1)            # (B, 1, M, T)
+    assert P.jitter(alt) == pytest.approx(4.0)
+    run = train(tiny_mel_cfg(tmp_path / "mel", steps=1))
+    with pytest.raises(UsageError, match="no held-out clip with a path"):
+        P.probe(Path(run))
+    r = {"run": "x", "step": 3, "n": 2, "real_jitter": 0.05, "rows": [{"sigma": 0.1, "rmse": 0.05, "jitter": 0.1}]}
+    assert "| 0.1 | 0.0500 | 0.50 | 0.100 | 2.00 |" in P.table(r)
