@@ -16,6 +16,9 @@ Config (``configs/data/*.yaml``)::
     check_files: true               # kind: manifest: decode every file once before training; bad ones are
                                     # left out with one warning, too many fail here (not at step 1)
     max_failure_fraction: 0.1       # more bad files than this fraction (and more than one) is an error
+    pitch_shift: []                 # pitch-conditioned manifests: training copies of each note resampled by
+                                    # these semitones (e.g. [-1, 1]), their pitch shifted with them, kept inside
+                                    # the recorded range: teaches the pitches between sparse recorded ones
     synth: {n: 2000, pitches: [...], timbres: [...], vibrato: 0, noise: 0, velocity: 0.8, seed: 0}
 """
 from __future__ import annotations
@@ -32,7 +35,7 @@ KINDS = ("synth", "manifest")
 # the data section's own keys; a representation adds its settings (`mel` for Mel: its settings_keys)
 DATA_KEYS = {"kind", "sample_rate", "segment_seconds", "representation", "precompute_mel", "cache_dir",
              "conditions", "manifest", "valid_fraction", "loudness_db", "synth", "random_crop", "group_by", "name",
-             "check_files", "max_failure_fraction"}
+             "check_files", "max_failure_fraction", "pitch_shift"}
 
 __all__ = ["build_dataset", "KINDS", "data_keys"]
 
@@ -40,6 +43,40 @@ __all__ = ["build_dataset", "KINDS", "data_keys"]
 def data_keys() -> set:
     """Every key a data section may hold: :data:`DATA_KEYS` and each registered representation's settings."""
     return DATA_KEYS.union(*(cls.settings_keys for cls in representations.REPRESENTATIONS.values()))
+
+
+def pitch_shifts(value, conditions: dict) -> list[float]:
+    """`data.pitch_shift` checked: a list of non-zero semitone shifts within an octave, for pitch-conditioned data."""
+    if value in (None, [], ()):
+        return []
+    ok = isinstance(value, (list, tuple)) and all(
+        isinstance(k, (int, float)) and not isinstance(k, bool) and k != 0 and abs(k) <= 12 for k in value)
+    if not ok:
+        raise ValueError(f"data.pitch_shift={value!r}; allowed: a list of non-zero semitone shifts in [-12, 12], "
+                         "e.g. [-1, 1], or []")
+    if "pitch" not in conditions:
+        raise ValueError(f"data.pitch_shift={list(value)} shifts the pitch condition, but data.conditions "
+                         f"{conditions} has no pitch; allowed: [] for this data")
+    return sorted({float(k) for k in value})
+
+
+def shifted_copies(part: list[dict], field: str, shifts: list[float], entries: list[dict]) -> list[dict]:
+    """`part` followed by one copy of each entry per shift, `pitch_shift` set and its pitch moved with it; copies
+    outside the recorded range of `entries` (the whole manifest) are left out, so the pitch contract stays the
+    data's."""
+    pitches = [float(e[field]) for e in entries if e.get(field) is not None]
+    if not pitches:
+        return part
+    lo, hi = min(pitches), max(pitches)
+    out = list(part)
+    for k in shifts:
+        for e in part:
+            if e.get(field) is None:
+                continue
+            p = float(e[field]) + k
+            if lo <= p <= hi:
+                out.append({**e, field: p, "pitch_shift": k})
+    return out
 
 
 def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = "cpu", vocab=None) -> dict:
@@ -67,6 +104,9 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
     rep = representations.from_data(cfg)  # what the network sees (its settings checked here)
 
     if kind == "synth":
+        if cfg.get("pitch_shift"):
+            raise ValueError(f"data.pitch_shift={cfg['pitch_shift']!r} shifts recordings of a manifest; allowed "
+                             "with data.kind=synth: [] (its notes are made at any pitch)")
         s = dict(cfg.get("synth") or {})
         s_seed = s.pop("seed", 0)
         n = int(s.pop("n", 1000))
@@ -86,6 +126,7 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
         train, valid = split_manifest(entries, float(cfg.get("valid_fraction", 0.1)), seed=0,
                                       group_by=cfg.get("group_by"))
         part = train if split == "train" else valid
+        shifts = pitch_shifts(cfg.get("pitch_shift"), conditions)
         check = cfg.get("check_files", True)
         if not isinstance(check, bool):
             raise ValueError(f"data.check_files={check!r}; allowed: true or false")
@@ -100,6 +141,8 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
                       source=cfg["manifest"])
         # made from every entry of the manifest, so train and valid share label ids and the pitch range
         spec = ConditionSpec.from_entries(entries, conditions, vocab=vocab_values)
+        if shifts and split == "train":  # after the file check: a copy reads the file its original read
+            part = shifted_copies(part, conditions["pitch"], shifts, entries)
         if precompute:
             ds = MelDataset(part, rep.contract, segment_seconds=seconds, vocab=spec.vocabulary, device=device,
                             cache_dir=cfg.get("cache_dir"), **common)

@@ -87,7 +87,9 @@ class MelDataset(_ConditionedEntries, Dataset):
                 stamp = (st.st_size, st.st_mtime_ns)
             except OSError:
                 stamp = (-1, -1)
-            h.update(json.dumps([e["path"], stamp, e["duration"], e["sample_rate"]]).encode())
+            shift = e.get("pitch_shift")  # a shifted copy is other audio (only written when set: old keys hold)
+            h.update(json.dumps([e["path"], stamp, e["duration"], e["sample_rate"]] + ([shift] if shift else []))
+                     .encode())
         return h.hexdigest()[:16]
 
     def _load_or_compute(self) -> None:

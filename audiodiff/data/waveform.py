@@ -61,6 +61,14 @@ class WaveformDataset(_ConditionedEntries, Dataset):
         """Whole file `index` as `(C, T)` at the model rate, loudness-normalised; raises AudioError."""
         e = self.entries[index]
         wav, _ = _audio.load(e["path"], sample_rate=self.sample_rate, mono=self.mono)
+        shift = float(e.get("pitch_shift") or 0)
+        if shift:  # read as if recorded at rate * 2^(shift/12): every frequency moves by `shift` semitones
+            import torchaudio
+            from fractions import Fraction
+
+            # the ratio as a fraction with a small denominator (< 1 cent off): sinc resampling costs grow with it
+            r = Fraction(2 ** (shift / 12)).limit_denominator(1000)
+            wav = torchaudio.functional.resample(wav, r.numerator, r.denominator)
         if self.loudness_db is not None:
             wav = _audio.loudness_normalize(wav, float(self.loudness_db))
         return wav

@@ -267,3 +267,63 @@ def test_data_configs_build(name, shared_data, monkeypatch):
         entries = read_manifest(cfg["manifest"])
         valid = build_dataset(cfg, split="valid")["dataset"]
         assert len(ds) + len(valid) == len(entries) and len(valid) == round(cfg["valid_fraction"] * len(entries))
+
+
+def _sine_manifest(tmp_path, midis, sr=16000, seconds=1.0):
+    from audiodiff.data.manifest import write_manifest
+
+    rows = []
+    t = np.arange(int(sr * seconds)) / sr
+    for m in midis:
+        path = tmp_path / f"note_{m}.wav"
+        sf.write(str(path), (0.5 * np.sin(2 * np.pi * 440.0 * 2 ** ((m - 69) / 12) * t)).astype(np.float32), sr)
+        rows.append({"path": str(path), "duration": seconds, "sample_rate": sr, "pitch": m})
+    manifest = tmp_path / "manifest.jsonl"
+    write_manifest(rows, manifest)
+    return manifest
+
+
+def _peak_hz(wav, sr):
+    spec = np.abs(np.fft.rfft(wav.numpy().reshape(-1) * np.hanning(wav.shape[-1])))
+    return np.argmax(spec) * sr / wav.shape[-1]
+
+
+def test_pitch_shift_adds_resampled_copies_inside_the_recorded_range(tmp_path):
+    """data.pitch_shift [-1, 1]: each training note gets copies one semitone down and up (closed form: the
+    spectral peak moves by 2^(1/12), the pitch condition by 1), except where the copy leaves the recorded range;
+    the held-out split is untouched."""
+    sr = 16000
+    manifest = _sine_manifest(tmp_path, [57, 60, 63, 66, 69, 72, 75, 78, 81, 84])
+    cfg = {"kind": "manifest", "manifest": str(manifest), "sample_rate": sr, "segment_seconds": 1.0,
+           "conditions": {"pitch": "pitch"}, "random_crop": False, "valid_fraction": 0.2}
+    plain = build_dataset(cfg, split="train")["dataset"]
+    shifted = build_dataset({**cfg, "pitch_shift": [-1, 1]}, split="train")["dataset"]
+    base = sorted(float(e["pitch"]) for e in plain.entries)
+    want = sorted(base + [p + k for k in (-1, 1) for p in base if 57 <= p + k <= 84])
+    assert sorted(float(e["pitch"]) for e in shifted.entries) == want
+    for i, e in enumerate(shifted.entries):
+        item = shifted[i]
+        hz = 440.0 * 2 ** ((item["pitch"] - 69) / 12)
+        assert abs(_peak_hz(item["audio"], sr) - hz) <= 1.5          # 1 Hz bins: the asked pitch, to a bin
+    assert len(build_dataset({**cfg, "pitch_shift": [-1, 1]}, split="valid")["dataset"]) == len(
+        build_dataset(cfg, split="valid")["dataset"])
+    with pytest.raises(ValueError, match=r"data.pitch_shift=\[0\]; allowed: a list of non-zero semitone shifts"):
+        build_dataset({**cfg, "pitch_shift": [0]})
+    with pytest.raises(ValueError, match="has no pitch; allowed: \\[\\] for this data"):
+        build_dataset({**cfg, "conditions": {}, "pitch_shift": [1]})
+
+
+def test_pitch_shifted_mels_get_their_own_cache(tmp_path):
+    manifest = _sine_manifest(tmp_path, [60, 63, 66, 69, 72])
+    mel = {"sample_rate": 16000, "n_fft": 512, "hop_length": 128, "n_mels": 40}
+    cfg = {"kind": "manifest", "manifest": str(manifest), "sample_rate": 16000, "segment_seconds": 1.0,
+           "conditions": {"pitch": "pitch"}, "representation": "mel", "mel": mel, "precompute_mel": True,
+           "cache_dir": str(tmp_path / "cache"), "valid_fraction": 0.2}
+    plain = build_dataset(cfg)["dataset"]
+    shifted = build_dataset({**cfg, "pitch_shift": [1]})["dataset"]
+    assert plain.cache_path != shifted.cache_path and len(shifted) > len(plain)
+    copy = next(i for i, e in enumerate(shifted.entries) if e.get("pitch_shift"))
+    orig = next(i for i, e in enumerate(shifted.entries) if e["path"] == shifted.entries[copy]["path"]
+                and not e.get("pitch_shift"))
+    n_copy, n_orig = shifted.full_mel(copy).shape[-1], shifted.full_mel(orig).shape[-1]
+    assert abs(n_copy - n_orig * 2 ** (-1 / 12)) <= 1.5     # a semitone up plays 2^(1/12) faster
