@@ -192,6 +192,9 @@ def describe_data(entries: list[dict], data: dict, train: int, valid: int, model
     if not conds:
         lines.append("  conditions: none (an unconditional model)")
     lines.append(f"  split: {train} train / {valid} held out (data.valid_fraction={data.get('valid_fraction', 0.1)})")
+    if data.get("pitch_shift"):
+        lines.append(f"  pitch-shifted training copies: {list(data['pitch_shift'])} semitones, inside the recorded "
+                     "range (data.pitch_shift)")
     try:
         what = f"  representation: {representations.from_data(data).describe()}"
     except Exception:  # a summary never stops a run: the data build names what is wrong
