@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from .. import representations
 from ..conditions import ConditionSpec
+from ..errors import UsageError
 from .check import check_entries
 from .manifest import read_manifest, split_manifest
 from .mel_dataset import MelDataset
@@ -52,10 +53,10 @@ def pitch_shifts(value, conditions: dict) -> list[float]:
     ok = isinstance(value, (list, tuple)) and all(
         isinstance(k, (int, float)) and not isinstance(k, bool) and k != 0 and abs(k) <= 12 for k in value)
     if not ok:
-        raise ValueError(f"data.pitch_shift={value!r}; allowed: a list of non-zero semitone shifts in [-12, 12], "
+        raise UsageError(f"data.pitch_shift={value!r}; allowed: a list of non-zero semitone shifts in [-12, 12], "
                          "e.g. [-1, 1], or []")
     if "pitch" not in conditions:
-        raise ValueError(f"data.pitch_shift={list(value)} shifts the pitch condition, but data.conditions "
+        raise UsageError(f"data.pitch_shift={list(value)} shifts the pitch condition, but data.conditions "
                          f"{conditions} has no pitch; allowed: [] for this data")
     return sorted({float(k) for k in value})
 
@@ -91,13 +92,13 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
     allowed = data_keys()
     unknown = sorted(set(cfg) - allowed)
     if unknown:
-        raise ValueError(f"unknown data settings {unknown}; allowed: {sorted(allowed)}")
+        raise UsageError(f"unknown data settings {unknown}; allowed: {sorted(allowed)}")
     kind = cfg.get("kind", "manifest")
     if kind not in KINDS:
-        raise ValueError(f"data.kind={kind!r}; allowed: {KINDS}")
+        raise UsageError(f"data.kind={kind!r}; allowed: {KINDS}")
     representations.representation_class(cfg.get("representation", "waveform"))  # a known name, else one line
     if split not in ("train", "valid"):
-        raise ValueError(f"split={split!r}; allowed: ('train', 'valid')")
+        raise UsageError(f"split={split!r}; allowed: ('train', 'valid')")
     sr = int(cfg["sample_rate"])
     seconds = float(cfg["segment_seconds"])
     conditions = dict(cfg.get("conditions") or {})
@@ -105,7 +106,7 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
 
     if kind == "synth":
         if cfg.get("pitch_shift"):
-            raise ValueError(f"data.pitch_shift={cfg['pitch_shift']!r} shifts recordings of a manifest; allowed "
+            raise UsageError(f"data.pitch_shift={cfg['pitch_shift']!r} shifts recordings of a manifest; allowed "
                              "with data.kind=synth: [] (its notes are made at any pitch)")
         s = dict(cfg.get("synth") or {})
         s_seed = s.pop("seed", 0)
@@ -114,13 +115,13 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
             s_seed, n = s_seed + 1_000_003, max(1, n // 10)
         ds = SynthNotes(n, sample_rate=sr, seconds=seconds, conditions=conditions, seed=s_seed, **s)
         if vocab_values is not None and ds.vocab is not None and list(ds.vocab.values) != vocab_values:
-            raise ValueError(f"data.kind=synth makes the labels {list(ds.vocab.values)}, not the given vocabulary "
+            raise UsageError(f"data.kind=synth makes the labels {list(ds.vocab.values)}, not the given vocabulary "
                              f"{vocab_values}; fine-tune on a manifest, or with the base run's synth settings")
         spec = ConditionSpec(ds.conditions, None if ds.vocab is None else ds.vocab.values,
                              (min(ds.pitches), max(ds.pitches)))  # the notes' range, whatever the conditions
     else:
         if not cfg.get("manifest"):
-            raise ValueError("data.kind=manifest needs data.manifest (a JSONL manifest; build one with "
+            raise UsageError("data.kind=manifest needs data.manifest (a JSONL manifest; build one with "
                              "`audiodiff prepare source=<folder> out=<manifest.jsonl>`)")
         entries = read_manifest(cfg["manifest"])
         train, valid = split_manifest(entries, float(cfg.get("valid_fraction", 0.1)), seed=0,
@@ -129,10 +130,10 @@ def build_dataset(cfg: dict, split: str = "train", seed: int = 0, device: str = 
         shifts = pitch_shifts(cfg.get("pitch_shift"), conditions)
         check = cfg.get("check_files", True)
         if not isinstance(check, bool):
-            raise ValueError(f"data.check_files={check!r}; allowed: true or false")
+            raise UsageError(f"data.check_files={check!r}; allowed: true or false")
         frac = cfg.get("max_failure_fraction", 0.1)
         if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
-            raise ValueError(f"data.max_failure_fraction={frac!r}; allowed: a number in [0, 1]")
+            raise UsageError(f"data.max_failure_fraction={frac!r}; allowed: a number in [0, 1]")
         precompute = rep.precomputable and cfg.get("precompute_mel")
         if check and not precompute:  # MelDataset decodes every file itself (or reads its cache)
             part, _ = check_entries(part, source=cfg["manifest"], max_failure_fraction=float(frac))
