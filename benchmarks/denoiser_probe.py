@@ -35,51 +35,36 @@ def jitter(mel) -> float:
 
 
 def held_out(run: Path, n: int):
-    """Up to `n` held-out entries of the run's data split, spread evenly over it, with their clips loaded."""
+    """Up to `n` held-out items of the run's data, spread evenly over its held-out split, as one batch in the
+    model's space: `(x0, cond, cfg)`, built by the training data pipeline itself (`build_dataset(split="valid")`,
+    `collate`, `split_batch`), so crops, loudness, mel contract and condition ids are the run's own."""
     import yaml
 
-    import time_to_quality as T
+    from audiodiff import representations
+    from audiodiff.data.build import build_dataset
+    from audiodiff.data.collate import collate, split_batch
     from audiodiff.errors import UsageError
 
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    if cfg["data"].get("representation") != "mel":
-        raise UsageError(f"{run}: data.representation={cfg['data'].get('representation')!r}; allowed: a mel run")
-    valid = T._data_split(cfg)[2] if cfg["data"].get("manifest") else []
-    valid = [e for e in valid if e.get("path")]
-    if not valid:
+    data = {**cfg["data"], "cache_dir": None}   # a probe never writes into the run's caches
+    if data.get("representation") != "mel":
+        raise UsageError(f"{run}: data.representation={data.get('representation')!r}; allowed: a mel run")
+    if data.get("kind", "manifest") != "manifest" or not data.get("manifest"):
         raise UsageError(f"{run}: its data has no held-out clip with a path; allowed: a run on a manifest")
-    step = max(1, len(valid) // n)
-    chosen = valid[::step][:n]
-    return cfg, chosen
+    ds = build_dataset(data, split="valid", seed=int(cfg["train"].get("seed", 0)))["dataset"]
+    step = max(1, len(ds) // n)
+    batch = collate([ds[i] for i in range(0, len(ds), step)][:n])
+    x0, cond = split_batch(batch, representations.from_data(data))
+    return x0.float(), cond, cfg
 
 
 def probe(run: Path, n: int = 16, sigmas=SIGMAS, seed: int = 0) -> dict:
     import torch
 
     from audiodiff import Pipeline
-    from audiodiff.audio import load, loudness_normalize
 
-    cfg, entries = held_out(run, n)
+    x0, cond, _ = held_out(run, n)
     pipe = Pipeline.from_pretrained(run, device="cpu")
-    sr, seg = pipe.sample_rate, float(cfg["data"]["segment_seconds"])
-    length = int(round(seg * sr))
-    clips = []
-    for e in entries:
-        a = load(e["path"], sample_rate=sr, mono=True)[0].reshape(1, -1)[:, :length]
-        a = torch.nn.functional.pad(a, (0, length - a.shape[-1]))
-        if cfg["data"].get("loudness_db") is not None:
-            a = loudness_normalize(a, target_db=float(cfg["data"]["loudness_db"]))
-        clips.append(a)
-    x0 = pipe.mel(torch.cat(clips))[:, None]
-    mult = pipe.net.multiple
-    mult = int(mult[-1] if isinstance(mult, tuple) else mult)
-    x0 = x0[..., :max(mult, x0.shape[-1] // mult * mult)]   # the nets pad other lengths; whole blocks keep it exact
-    fields = pipe.condition_spec.fields   # network keyword -> data field; the clips' own conditions, asked as
-    labels = [e[fields["labels"]] for e in entries] if "labels" in fields else None  # generate() asks them
-    pitch = [float(e[fields["pitch"]]) for e in entries] if "pitch" in fields else None
-    if labels is None and pitch is not None:
-        labels, pitch = pitch, None          # a pitch-only model takes its pitches as labels
-    cond = pipe._cond(labels, len(entries), pitch)[0] if fields else {}
     g = torch.Generator().manual_seed(seed)
     rows = []
     with torch.no_grad():
@@ -87,7 +72,7 @@ def probe(run: Path, n: int = 16, sigmas=SIGMAS, seed: int = 0) -> dict:
             noisy = x0 + float(s) * torch.randn(x0.shape, generator=g)
             d = pipe.denoiser(noisy, torch.tensor(float(s)), **cond).float()
             rows.append({"sigma": float(s), "rmse": float(((d - x0) ** 2).mean().sqrt()), "jitter": jitter(d)})
-    return {"run": str(run), "step": pipe.step, "n": len(entries), "real_jitter": jitter(x0), "rows": rows}
+    return {"run": str(run), "step": pipe.step, "n": x0.shape[0], "real_jitter": jitter(x0), "rows": rows}
 
 
 def table(result: dict) -> str:
